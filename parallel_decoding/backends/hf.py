@@ -1,0 +1,133 @@
+"""Hugging Face backend: chat prompts as token ids, left-padded batched ``generate``, and exact cost counting.
+
+Every strategy goes through ``HFBackend.generate`` so prompt tokens, generated tokens, forward passes and
+generate calls are counted the same way for all of them (forward passes by a hook on the model itself, not
+estimated).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
+from parallel_decoding.models.bundle import ModelBundle
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 32
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+class _GroupMeter:
+    def __init__(self) -> None:
+        self.stats = EfficiencyStats()
+        self.trie = PrefixTrie()
+
+
+class HFBackend:
+    def __init__(self, bundle: ModelBundle, settings: GenerationSettings | None = None) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.tokenizer = bundle.tokenizer
+        self.settings = settings or GenerationSettings()
+        self.stop_token_ids = bundle.stop_token_ids
+        self._meter: _GroupMeter | None = None
+        self._forward_passes = 0
+        self.model.register_forward_pre_hook(self._count_forward)
+
+    def _count_forward(self, module, args) -> None:
+        self._forward_passes += 1
+
+    # -- prompts -----------------------------------------------------------------------------------------------
+    def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Token ids of a chat ending in an open assistant turn (the model's template, thinking off)."""
+        encoded = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, enable_thinking=self.bundle.enable_thinking
+        )
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return list(ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # -- accounting --------------------------------------------------------------------------------------------
+    @contextmanager
+    def measure(self) -> Iterator[EfficiencyStats]:
+        """Collect the cost of everything generated inside the block (one group of one strategy)."""
+        meter = self._meter = _GroupMeter()
+        start_passes, start = self._forward_passes, time.perf_counter()
+        try:
+            yield meter.stats
+        finally:
+            meter.stats.latency_s = time.perf_counter() - start
+            meter.stats.forward_passes = self._forward_passes - start_passes
+            meter.stats.dedup_prompt_tokens = meter.trie.size
+            self._meter = None
+
+    def record(self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], calls: int) -> None:
+        """Account for a decoder call made outside ``generate`` (e.g. the shared-prefix engine)."""
+        if self._meter is None:
+            return
+        for prompt in prompts:
+            self._meter.trie.add(prompt)
+        self._meter.stats.prompt_tokens += sum(len(p) for p in prompts)
+        self._meter.stats.generated_tokens += sum(len(o) for o in outputs)
+        self._meter.stats.generate_calls += calls
+
+    def warmup(self) -> None:
+        """One tiny uncounted generate so lazy initialisation never lands in the first strategy's latency."""
+        self.generate([self.chat_ids([{"role": "user", "content": "Hi"}])], max_new_tokens=2)
+
+    # -- decoding ----------------------------------------------------------------------------------------------
+    def trim_at_stop(self, ids: Sequence[int]) -> list[int]:
+        """Generated ids up to and including the first stop token (padding after it dropped)."""
+        out = []
+        for tok in ids:
+            out.append(int(tok))
+            if tok in self.stop_token_ids:
+                break
+        return out
+
+    @torch.inference_mode()
+    def generate(
+        self, prompts: Sequence[Sequence[int]], batch_size: int | None = None, max_new_tokens: int | None = None
+    ) -> list[list[int]]:
+        """Greedy (or seeded sampled) continuations of each prompt, ``batch_size`` prompts per left-padded call."""
+        batch_size = batch_size or len(prompts)
+        results: list[list[int]] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            results.extend(self._generate_batch(chunk, max_new_tokens or self.settings.max_new_tokens))
+        self.record(prompts, results, calls=-(-len(prompts) // batch_size))
+        return results
+
+    def _generate_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            input_ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            attention_mask[row, width - len(prompt):] = 1
+        sampling = dict(do_sample=True, temperature=self.settings.temperature, top_p=self.settings.top_p) \
+            if self.settings.do_sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.settings.do_sample:
+            torch.manual_seed(self.settings.seed)
+        output = self.model.generate(
+            input_ids=input_ids.to(self.bundle.device),
+            attention_mask=attention_mask.to(self.bundle.device),
+            max_new_tokens=max_new_tokens,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=pad,
+            **sampling,
+        )
+        return [self.trim_at_stop(row[width:].tolist()) for row in output]

@@ -1,0 +1,101 @@
+"""The one data shape every dataset loader produces and every strategy consumes: a *question group*.
+
+A group is several questions asked over shared material (one context, or one context per question in
+multi-context datasets), optionally with gold dependency edges between the questions. Strategies,
+metrics and results files only ever see this shape, so a new dataset is one loader module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class MalformedRowError(ValueError):
+    """A source row that cannot become a valid question; loaders skip and count it."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    answers: tuple[str, ...]  # gold answers; metrics take the max over them
+    context_index: int | None = 0  # which of the group's contexts this question reads; None = closed book
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id or not str(self.id).strip():
+            raise MalformedRowError("question without an id")
+        if not self.text or not self.text.strip():
+            raise MalformedRowError(f"question {self.id!r} has no text")
+        if not self.answers or not any(a.strip() for a in self.answers):
+            raise MalformedRowError(f"question {self.id!r} has no gold answer")
+
+
+@dataclass(frozen=True)
+class QuestionGroup:
+    """Questions that share context. ``dependencies`` are gold edges ``(prerequisite_id, dependent_id)``."""
+
+    id: str
+    questions: tuple[Question, ...]
+    contexts: tuple[str, ...] = ()
+    dependencies: tuple[tuple[str, str], ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.questions:
+            raise MalformedRowError(f"group {self.id!r} has no questions")
+        ids = [q.id for q in self.questions]
+        if len(set(ids)) != len(ids):
+            raise MalformedRowError(f"group {self.id!r} has duplicate question ids")
+        for q in self.questions:
+            if q.context_index is not None and not 0 <= q.context_index < len(self.contexts):
+                raise MalformedRowError(f"question {q.id!r} points at missing context {q.context_index}")
+        known = set(ids)
+        for src, dst in self.dependencies:
+            if src not in known or dst not in known or src == dst:
+                raise MalformedRowError(f"group {self.id!r} has a bad dependency edge {src}->{dst}")
+
+    @property
+    def shared_context(self) -> str | None:
+        """The single context every question reads, or None for multi-context / closed-book groups."""
+        if len(self.contexts) == 1 and all(q.context_index == 0 for q in self.questions):
+            return self.contexts[0]
+        return None
+
+    def context_of(self, question: Question) -> str | None:
+        return None if question.context_index is None else self.contexts[question.context_index]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "QuestionGroup":
+        questions = tuple(
+            Question(
+                id=str(q["id"]),
+                text=q["text"],
+                answers=tuple(q["answers"]),
+                context_index=q.get("context_index", 0),
+                metadata=dict(q.get("metadata") or {}),
+            )
+            for q in row["questions"]
+        )
+        return cls(
+            id=str(row["id"]),
+            questions=questions,
+            contexts=tuple(row.get("contexts") or ()),
+            dependencies=tuple(tuple(e) for e in row.get("dependencies") or ()),
+            metadata=dict(row.get("metadata") or {}),
+        )
+
+
+@dataclass
+class LoadedGroups:
+    """What a dataset loader returns: the groups and how many source rows it had to skip (and why)."""
+
+    groups: list[QuestionGroup]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1

@@ -1,0 +1,1 @@
+"""Running strategies over datasets and recording what they produced."""

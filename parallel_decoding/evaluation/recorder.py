@@ -1,0 +1,124 @@
+"""Results are data, written as they are produced: ``predictions.jsonl`` (one row per question) and
+``groups.jsonl`` (one row per finished group and strategy: its cost, and the marker that makes resume skip it).
+``results.json`` is always recomputed from these two files, so it can never disagree with them."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
+from parallel_decoding.metrics.qa import aggregate_scores, score_prediction
+from parallel_decoding.strategies.base import GroupOutcome
+
+PREDICTIONS_FILE = "predictions.jsonl"
+GROUPS_FILE = "groups.jsonl"
+RESULTS_FILE = "results.json"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a torn last line (a run killed mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _append(path: Path, rows: Iterable[dict]) -> None:
+    with path.open("a") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, Any]:
+    """Per-strategy metrics and summed efficiency, recomputed from the rows (metrics re-scored from text)."""
+    scores, costs, groups = defaultdict(list), defaultdict(lambda: defaultdict(float)), defaultdict(int)
+    extras = defaultdict(lambda: defaultdict(float))
+    unanswered = defaultdict(int)
+    for row in prediction_rows:
+        scores[row["strategy"]].append(score_prediction(row["prediction"], row["gold"], row["format_valid"]))
+        unanswered[row["strategy"]] += 0 if row.get("answered", True) else 1
+    for row in group_rows:
+        groups[row["strategy"]] += 1
+        for key in EFFICIENCY_FIELDS:
+            costs[row["strategy"]][key] += row["efficiency"][key]
+        for key, value in (row.get("extra") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                extras[row["strategy"]][key] += value
+    summary = {}
+    for strategy in dict.fromkeys([r["strategy"] for r in group_rows]):
+        n = len(scores[strategy])
+        efficiency = {k: (round(v, 6) if k == "latency_s" else int(v)) for k, v in costs[strategy].items()}
+        efficiency["latency_s_per_question"] = round(costs[strategy]["latency_s"] / n, 6) if n else 0.0
+        efficiency["generated_tokens_per_s"] = round(
+            costs[strategy]["generated_tokens"] / costs[strategy]["latency_s"], 3) if costs[strategy]["latency_s"] else 0.0
+        summary[strategy] = {
+            "metrics": {k: round(v, 6) for k, v in aggregate_scores(scores[strategy]).items()},
+            "efficiency": efficiency,
+            "n_questions": n,
+            "n_groups": groups[strategy],
+            "unanswered": unanswered[strategy],
+        }
+        if extras[strategy]:  # strategy-specific counts (layers, edge tp/fp/fn, ...), summed over groups
+            summary[strategy]["extra"] = {k: round(v, 6) for k, v in extras[strategy].items()}
+    return summary
+
+
+class RunRecorder:
+    def __init__(self, run_dir: str | Path, resume: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.predictions_path = self.run_dir / PREDICTIONS_FILE
+        self.groups_path = self.run_dir / GROUPS_FILE
+        existing = read_jsonl(self.groups_path)
+        if existing and not resume:
+            raise FileExistsError(
+                f"{self.run_dir} already holds results; pass resume=true to continue it, or use a new hydra.run.dir"
+            )
+        self.finished = {(r["strategy"], r["group_id"]) for r in existing}
+        # Drop prediction rows of groups that never finished (interrupted mid-group): they are redone.
+        kept = [r for r in read_jsonl(self.predictions_path) if (r["strategy"], r["group_id"]) in self.finished]
+        self.predictions_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        self.groups_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in existing))
+
+    def is_done(self, strategy: str, group_id: str) -> bool:
+        return (strategy, group_id) in self.finished
+
+    def write_group(self, strategy: str, group: QuestionGroup, outcome: GroupOutcome) -> None:
+        questions = {q.id: q for q in group.questions}
+        rows = []
+        for p in outcome.predictions:
+            q = questions[p.question_id]
+            scores = score_prediction(p.prediction, list(q.answers), p.format_valid)
+            rows.append({
+                "strategy": strategy, "group_id": group.id, "question_id": q.id, "question": q.text,
+                "prediction": p.prediction, "gold": list(q.answers), "raw_output": p.raw_output,
+                "format_valid": p.format_valid, "answered": p.answered,
+                "em": scores.em, "f1": scores.f1, "lenient": scores.lenient, "strict": scores.strict,
+            })
+        _append(self.predictions_path, rows)
+        _append(self.groups_path, [{"strategy": strategy, "group_id": group.id, "n_questions": len(rows),
+                                    "efficiency": outcome.efficiency.to_dict(), "extra": outcome.extra}])
+        self.finished.add((strategy, group.id))
+
+    def results(self, skipped: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        results = {
+            "strategies": summarize(read_jsonl(self.predictions_path), read_jsonl(self.groups_path)),
+            "skipped": skipped,
+            "config": config,
+        }
+        tmp = self.run_dir / (RESULTS_FILE + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        tmp.replace(self.run_dir / RESULTS_FILE)
+        return results

@@ -1,0 +1,9 @@
+"""Model loading: every ``conf/model/*.yaml`` names one of these loaders with ``_target_``."""
+
+from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError, resolve_dtype
+from parallel_decoding.models.gguf import load_packaged_gguf
+from parallel_decoding.models.pretrained import load_pretrained
+from parallel_decoding.models.tiny import build_tiny_qwen3
+
+__all__ = ["ModelBundle", "ModelUnavailableError", "build_tiny_qwen3", "load_packaged_gguf", "load_pretrained",
+           "resolve_dtype"]

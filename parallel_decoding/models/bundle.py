@@ -1,0 +1,57 @@
+"""What every model loader returns, and the error a missing model raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+class ModelUnavailableError(RuntimeError):
+    """A configured model cannot be loaded here (offline and not cached, bad path). Entry points print the
+    message and exit non-zero instead of showing a traceback."""
+
+
+@dataclass
+class ModelBundle:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    enable_thinking: bool = False  # Qwen3-style templates: thinking off by default (answers in a short budget)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """End-of-turn ids: the tokenizer's EOS plus chat end markers the template uses."""
+        ids = {self.tokenizer.eos_token_id}
+        eos = self.model.generation_config.eos_token_id
+        ids.update(eos if isinstance(eos, list) else [eos])
+        for marker in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(marker)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and tid is not None:
+                ids.add(tid)
+        return sorted(i for i in ids if i is not None)
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                "float16": torch.float16, "fp16": torch.float16}[str(dtype)]
+    except KeyError as err:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from err
+
+
+def finish_loading(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, device: str) -> None:
+    """Common last steps: a pad token for batched left-padded generation, eval mode, the device."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    model.to(device)

@@ -1,0 +1,55 @@
+"""The strategy interface: a question group in, one prediction per question plus cost out.
+
+Adding a strategy = one module with a ``Strategy`` subclass + one ``conf/strategy/<name>.yaml`` whose
+``_target_`` names it. Metrics, results files and reports only see ``GroupOutcome``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.metrics.efficiency import EfficiencyStats
+from parallel_decoding.strategies.extraction import extract_answer
+
+
+@dataclass
+class QuestionPrediction:
+    question_id: str
+    prediction: str  # the extracted answer that metrics score
+    raw_output: str  # what the model wrote
+    format_valid: bool  # the answer came in the requested format (strict metric)
+    answered: bool = True  # False when the model gave no answer for this question at all (all_in_one)
+
+
+@dataclass
+class GroupOutcome:
+    predictions: list[QuestionPrediction]
+    efficiency: EfficiencyStats
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific figures (layers, DAG quality, ...)
+
+
+class Strategy(ABC):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, group: QuestionGroup, backend: HFBackend) -> GroupOutcome:
+        with backend.measure() as stats:
+            predictions = self.answer_group(group, backend)
+        by_id = {p.question_id: p for p in predictions}
+        missing = [q.id for q in group.questions if q.id not in by_id]
+        if missing:
+            raise RuntimeError(f"strategy {self.name} returned no prediction for {missing}")
+        return GroupOutcome(predictions=[by_id[q.id] for q in group.questions], efficiency=stats)
+
+    @abstractmethod
+    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+        """Answer every question of the group through ``backend`` (so its cost is measured)."""
+
+
+def prediction_from_output(question_id: str, raw: str) -> QuestionPrediction:
+    extracted = extract_answer(raw)
+    return QuestionPrediction(question_id, extracted.text, raw, extracted.format_valid)

@@ -1,0 +1,22 @@
+"""One chat, one question per turn: the context comes with the first turn and the history grows."""
+
+from __future__ import annotations
+
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
+from parallel_decoding.strategies.prompts import sequential_system, sequential_turn
+
+
+class SequentialStrategy(Strategy):
+    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+        messages = [{"role": "system", "content": sequential_system(group)}]
+        predictions, previous = [], None
+        for index, question in enumerate(group.questions):
+            messages.append({"role": "user", "content": sequential_turn(group, question, index == 0, previous)})
+            [output] = backend.generate([backend.chat_ids(messages)])
+            raw = backend.decode(output)
+            messages.append({"role": "assistant", "content": raw.strip()})
+            predictions.append(prediction_from_output(question.id, raw))
+            previous = question
+        return predictions
