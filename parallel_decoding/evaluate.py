@@ -11,27 +11,22 @@ Writes ``results.json``, ``predictions.jsonl`` and ``groups.jsonl`` in the Hydra
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.config import CONFIG_DIR, exit_on_user_error
 from parallel_decoding.evaluation.runner import run_evaluation
 from parallel_decoding.evaluation.table import print_results
-from parallel_decoding.models.bundle import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with exit_on_user_error(log):
         results = run_evaluation(cfg, HydraConfig.get().runtime.output_dir)
-    except (ModelUnavailableError, ConfigError, FileNotFoundError) as err:
-        log.error("%s", err)
-        sys.exit(2)
     print_results(results["strategies"])
     log.info("results written to %s", HydraConfig.get().runtime.output_dir)
     first = next(iter(results["strategies"].values()), None)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.grouping import select_groups
 from parallel_decoding.data.loading import resolve_data_path
 from parallel_decoding.data.schema import LoadedGroups, Question, QuestionGroup
@@ -32,7 +33,7 @@ def load_fanoutqa(
     with file.open(encoding="utf-8") as handle:
         rows = json.load(handle)
     if not isinstance(rows, list):
-        raise ValueError(f"{file} is not FanOutQA JSON: expected a list of questions")
+        raise ConfigError(f"{file} is not FanOutQA JSON: expected a list of questions")
     candidates = [group for row in rows if (group := group_from_row(row, loaded)) is not None]
     loaded.groups = select_groups(
         candidates,
@@ -48,7 +49,7 @@ def load_fanoutqa(
 def shipped_file(split: str) -> Path:
     """The JSON of ``split`` inside the installed ``fanoutqa`` package (found without importing it)."""
     if split not in SHIPPED_FILES:
-        raise ValueError(f"unknown FanOutQA split {split!r}; expected one of {sorted(SHIPPED_FILES)}")
+        raise ConfigError(f"unknown FanOutQA split {split!r}; expected one of {sorted(SHIPPED_FILES)}")
     spec = importlib.util.find_spec("fanoutqa")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the fanoutqa package is not installed; pass dataset.path=<FanOutQA json>")

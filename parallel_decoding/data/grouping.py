@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import LoadedGroups, QuestionGroup
 
 
@@ -29,9 +30,9 @@ def select_groups(
     small are counted in ``skipped`` when given; dependency edges into dropped questions are dropped.
     """
     if min_questions < 1:
-        raise ValueError(f"min_questions must be >= 1, got {min_questions}")
+        raise ConfigError(f"min_questions must be >= 1, got {min_questions}")
     if max_questions is not None and max_questions < min_questions:
-        raise ValueError(f"max_questions ({max_questions}) is below min_questions ({min_questions})")
+        raise ConfigError(f"max_questions ({max_questions}) is below min_questions ({min_questions})")
 
     eligible = []
     for group in candidates:

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, Iterable
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.grouping import select_groups
 from parallel_decoding.data.loading import resolve_data_path
 from parallel_decoding.data.schema import LoadedGroups, Question, QuestionGroup
@@ -51,7 +52,7 @@ def read_squad_file(path: str, skipped: LoadedGroups) -> list[QuestionGroup]:
         document = json.load(handle)
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list):
-        raise ValueError(f"{resolved} is not SQuAD v1.1 JSON: expected an object with a 'data' list")
+        raise ConfigError(f"{resolved} is not SQuAD v1.1 JSON: expected an object with a 'data' list")
 
     groups = []
     for article_index, article in enumerate(articles):
@@ -90,7 +91,7 @@ def read_hub_rows(hub_id: str, split: str) -> Iterable[dict[str, Any]]:
 
         return datasets.load_dataset(hub_id, split=split)
     except Exception as error:  # the hub raises many types (connection, offline mode, missing cache)
-        raise RuntimeError(
+        raise ConfigError(
             f"dataset {hub_id} is not available offline; pass dataset.path=<local SQuAD json>, "
             f"e.g. {OFFLINE_EXAMPLE_PATH} ({type(error).__name__}: {error})"
         ) from error

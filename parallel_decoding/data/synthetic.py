@@ -12,6 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import LoadedGroups, Question, QuestionGroup
 
 SYLLABLES = (
@@ -93,9 +94,9 @@ def load_synthetic(
 ) -> LoadedGroups:
     """``context_count`` groups, each of a seeded size in [min_questions, max_questions]."""
     if context_count is None or context_count <= 0:
-        raise ValueError("synthetic data is generated, so context_count must be a positive number of groups")
+        raise ConfigError("synthetic data is generated, so context_count must be a positive number of groups")
     if not 1 <= min_questions <= max_questions:
-        raise ValueError(f"need 1 <= min_questions <= max_questions, got {min_questions}, {max_questions}")
+        raise ConfigError(f"need 1 <= min_questions <= max_questions, got {min_questions}, {max_questions}")
     rng = random.Random(seed)
     groups = [
         generate_synthetic_group(
@@ -237,7 +238,7 @@ def choose_questions(
     ]
     missing = n_questions - len(chosen)
     if missing > len(fillers):
-        raise ValueError(f"a synthetic world holds at most {len(chosen) + len(fillers)} questions, not {n_questions}")
+        raise ConfigError(f"a synthetic world holds at most {len(chosen) + len(fillers)} questions, not {n_questions}")
     return chosen + rng.sample(fillers, missing)
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.metrics.qa import aggregate_scores, score_prediction
@@ -83,7 +84,7 @@ class RunRecorder:
         self.groups_path = self.run_dir / GROUPS_FILE
         existing = read_jsonl(self.groups_path)
         if existing and not resume:
-            raise FileExistsError(
+            raise ConfigError(
                 f"{self.run_dir} already holds results; pass resume=true to continue it, or use a new hydra.run.dir"
             )
         self.finished = {(r["strategy"], r["group_id"]) for r in existing}

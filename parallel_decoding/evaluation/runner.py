@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    strategies = build_strategies(cfg)  # fail on a bad strategy name before loading anything heavy
+    # Fail on a bad strategy name or a finished run dir before loading anything heavy.
+    strategies = build_strategies(cfg)
+    recorder = RunRecorder(run_dir, resume=cfg.resume)
     loaded = load_groups(cfg.dataset)
     if not loaded.groups:
         raise ConfigError(f"dataset {cfg.dataset.name} produced no groups (skipped rows: {loaded.skipped})")
@@ -34,7 +36,6 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     bundle: ModelBundle = instantiate(cfg.model.loader)
     backend = HFBackend(bundle, GenerationSettings(**cfg.generation, seed=cfg.seed))
     backend.warmup()
-    recorder = RunRecorder(run_dir, resume=cfg.resume)
     skipped: dict[str, Any] = {"dataset_rows": dict(loaded.skipped), "strategy_failures": {}}
 
     todo = [(g, s) for g in loaded.groups for s in strategies if not recorder.is_done(s.name, g.id)]

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from parallel_decoding.config import ConfigError
 
-class ModelUnavailableError(RuntimeError):
+
+class ModelUnavailableError(ConfigError):
     """A configured model cannot be loaded here (offline and not cached, bad path). Entry points print the
     message and exit non-zero instead of showing a traceback."""
 
