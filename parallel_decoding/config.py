@@ -34,6 +34,8 @@ PROJECT_ROOT = CONFIG_DIR.parent if CONFIG_DIR.parent != PACKAGE_DIR else Path.c
 
 if not OmegaConf.has_resolver("project_root"):
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+if not OmegaConf.has_resolver("coalesce"):  # ${coalesce:a,b}: a unless it is null (e.g. dataset.group_size)
+    OmegaConf.register_new_resolver("coalesce", lambda first, second: second if first is None else first)
 
 
 def available_options(group: str) -> list[str]:

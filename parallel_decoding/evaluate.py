@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float | None:
     with exit_on_user_error(log):
         results = run_evaluation(cfg, HydraConfig.get().runtime.output_dir)
+    if results is None:  # a non-writing rank of a sharded run
+        return None
     print_results(results["strategies"])
     log.info("results written to %s", HydraConfig.get().runtime.output_dir)
     first = next(iter(results["strategies"].values()), None)

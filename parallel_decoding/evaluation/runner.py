@@ -18,41 +18,62 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.evaluation.recorder import RunRecorder
+from parallel_decoding.evaluation.sharding import launch_shards
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import build_strategies
 
 log = logging.getLogger(__name__)
 
 
-def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | None:
+    """Evaluate every (group, strategy); returns the results on the writing rank, None on the other ranks."""
+    shard = launch_shards(cfg.hardware)
     # Fail on a bad strategy name or a finished run dir before loading anything heavy.
     strategies = build_strategies(cfg)
-    recorder = RunRecorder(run_dir, resume=cfg.resume)
+    recorder, refusal = None, None
+    if shard.is_writer:
+        try:
+            recorder = RunRecorder(run_dir, resume=cfg.resume)
+        except ConfigError as err:
+            refusal = str(err)
+    refusal, finished = shard.broadcast((refusal, recorder.finished if recorder else None))
+    if refusal:  # every rank stops, so none waits forever for the writer
+        raise ConfigError(refusal)
     loaded = load_groups(cfg.dataset)
     if not loaded.groups:
         raise ConfigError(f"dataset {cfg.dataset.name} produced no groups (skipped rows: {loaded.skipped})")
     log.info("%d groups, %d questions; skipped rows: %s", len(loaded.groups),
              sum(len(g.questions) for g in loaded.groups), loaded.skipped or "none")
-    bundle: ModelBundle = instantiate(cfg.model.loader)
+    bundle: ModelBundle = instantiate(cfg.model.loader, **({"device": shard.device} if shard.device else {}))
     backend = HFBackend(bundle, GenerationSettings(**cfg.generation, seed=cfg.seed))
     backend.warmup()
     skipped: dict[str, Any] = {"dataset_rows": dict(loaded.skipped), "strategy_failures": {}}
 
-    todo = [(g, s) for g in loaded.groups for s in strategies if not recorder.is_done(s.name, g.id)]
-    log.info("%d (group, strategy) runs to do, %d already done", len(todo),
-             len(loaded.groups) * len(strategies) - len(todo))
+    todo = [(g, s) for g in loaded.groups for s in strategies if (s.name, g.id) not in finished]
+    log.info("%d (group, strategy) runs to do, %d already done%s", len(todo),
+             len(loaded.groups) * len(strategies) - len(todo),
+             f", shared by {shard.world_size} processes" if shard.world_size > 1 else "")
+
+    def attempt(item):
+        group, strategy = item
+        try:
+            return strategy.run(group, backend)
+        except Exception:  # one failing group must not lose the run: log it, count it, go on
+            log.exception("strategy %s failed on group %s", strategy.name, group.id)
+            return None
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, disable=not shard.is_writer) as progress:
         task = progress.add_task("evaluating", total=len(todo))
-        for group, strategy in todo:
-            progress.update(task, description=f"{strategy.name} · group {group.id}")
-            try:
-                outcome = strategy.run(group, backend)
-            except Exception:  # one failing group must not lose the run: log it, count it, go on
-                log.exception("strategy %s failed on group %s", strategy.name, group.id)
+        for (group, strategy), outcome in shard.map_in_steps(todo, attempt):
+            progress.update(task, description=f"{strategy.name} · group {group.id}", advance=1)
+            if recorder is None:
+                continue
+            if outcome is None:
                 failures = skipped["strategy_failures"]
                 failures[strategy.name] = failures.get(strategy.name, 0) + 1
             else:
                 recorder.write_group(strategy.name, group, outcome)
-            progress.advance(task)
+    if recorder is None:
+        return None
     return recorder.results(skipped, OmegaConf.to_container(cfg, resolve=True))

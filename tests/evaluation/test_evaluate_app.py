@@ -130,3 +130,24 @@ def test_unknown_strategy_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "unknown strategy 'telepathy'" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_two_process_sharded_run_equals_the_single_process_run(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    squad = run_dir.parent / "squad.json"
+    result = run_module(
+        "parallel_decoding.evaluate", "model=tiny_qwen3", "dataset=squad", f"dataset.path={squad}",
+        "dataset.min_questions=2", "dataset.max_questions=3", "dataset.context_count=null",
+        "generation.max_new_tokens=6", f"strategies=[{','.join(STRATEGIES)}]", f"hydra.run.dir={tmp_path}",
+        "hardware=cpu", "hardware.devices=2",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "shared by 2 processes" in result.stdout + result.stderr
+
+    def keyed(path):
+        return {(r["strategy"], r["question_id"]): r["raw_output"] for r in read_jsonl(path / "predictions.jsonl")}
+
+    sharded, single = read_jsonl(tmp_path / "predictions.jsonl"), keyed(run_dir)
+    assert len(sharded) == len(single)  # no duplicate, no loss
+    assert keyed(tmp_path) == single
+    assert len(read_jsonl(tmp_path / "groups.jsonl")) == len(read_jsonl(run_dir / "groups.jsonl"))

@@ -1,0 +1,27 @@
+"""Hydra callback: when a sweep ends, write its report next to its jobs (evaluate sweeps; others have none)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from parallel_decoding.reporting.report import write_report
+
+log = logging.getLogger(__name__)
+
+
+class SweepReportCallback(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not any(sweep_dir.glob("*/results.json")):
+            return
+        try:
+            written = write_report(sweep_dir)
+        except Exception:  # a report must never turn a finished sweep into a failed command
+            log.exception("could not write the sweep report for %s", sweep_dir)
+            return
+        log.info("sweep report: %s", ", ".join(str(p) for p in written.values()))
