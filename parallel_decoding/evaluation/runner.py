@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
+from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | None:
     """Evaluate every (group, strategy); returns the results on the writing rank, None on the other ranks."""
     shard = launch_shards(cfg.hardware)
+    seed_everything(cfg.seed, verbose=False)
     # Fail on a bad strategy name or a finished run dir before loading anything heavy.
     strategies = build_strategies(cfg)
     recorder, refusal = None, None
