@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import PROJECT_ROOT, load_groups
 from parallel_decoding.data.squad import load_squad
 
@@ -153,7 +154,7 @@ def test_hub_failure_explains_the_offline_path(monkeypatch):
         raise ConnectionError("no network")
 
     fake_datasets(monkeypatch, unreachable)
-    with pytest.raises(RuntimeError, match="dataset rajpurkar/squad is not available offline; pass dataset.path="):
+    with pytest.raises(ConfigError, match="dataset rajpurkar/squad is not available offline; pass dataset.path="):
         load_squad()
 
 
