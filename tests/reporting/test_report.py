@@ -66,3 +66,16 @@ def test_cli_on_a_dir_without_results_is_a_clear_error(tmp_path):
 def test_pareto_front_keeps_only_undominated_points():
     points = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.7), (0.5, 0.1), (4.0, 0.9)]
     assert pareto_front(points) == [(0.5, 0.1), (1.0, 0.5), (2.0, 0.7), (4.0, 0.9)]
+
+
+def test_group_size_sweep_experiment_sweeps_sizes_one_to_five():
+    from hydra import compose, initialize_config_dir
+
+    from parallel_decoding.config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("evaluate", ["+experiment=group_size_sweep"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params["dataset.group_size"] == "1,2,3,4,5"
+    assert cfg.model.name == "smollm2_135m" and cfg.dataset.name == "squad"
+    assert cfg.dataset.path.endswith("shared/data/squad/dev-v1.1-half-a.json")
