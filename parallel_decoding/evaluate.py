@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from parallel_decoding.config import CONFIG_DIR, exit_on_user_error
 from parallel_decoding.evaluation.runner import run_evaluation
 from parallel_decoding.evaluation.table import print_results
+from parallel_decoding.metrics.metric_sets import primary_metric
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> float | None:
     print_results(results["strategies"])
     log.info("results written to %s", HydraConfig.get().runtime.output_dir)
     first = next(iter(results["strategies"].values()), None)
-    return first["metrics"]["f1"] if first else None
+    return primary_metric(first["metrics"]) if first else None  # f1, or accuracy / rougeL by metric set
 
 
 if __name__ == "__main__":

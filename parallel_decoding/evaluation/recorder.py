@@ -12,8 +12,10 @@ from typing import Any, Iterable
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.dependencies.quality import precision_recall_f1
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
-from parallel_decoding.metrics.qa import aggregate_scores, score_prediction
+from parallel_decoding.metrics.judge import judge_means
+from parallel_decoding.metrics.metric_sets import mean_scores, score_answer, score_row
 from parallel_decoding.strategies.base import GroupOutcome
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -45,10 +47,14 @@ def _append(path: Path, rows: Iterable[dict]) -> None:
 def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, Any]:
     """Per-strategy metrics and summed efficiency, recomputed from the rows (metrics re-scored from text)."""
     scores, costs, groups = defaultdict(list), defaultdict(lambda: defaultdict(float)), defaultdict(int)
+    metric_sets, judgements = {}, defaultdict(list)  # the dataset's metric set; judge scores (None = failure)
     extras = defaultdict(lambda: defaultdict(float))
     unanswered = defaultdict(int)
     for row in prediction_rows:
-        scores[row["strategy"]].append(score_prediction(row["prediction"], row["gold"], row["format_valid"]))
+        scores[row["strategy"]].append(score_row(row))
+        metric_sets.setdefault(row["strategy"], row.get("metric_set", "qa"))
+        if "judge" in row:
+            judgements[row["strategy"]].append(row["judge"])
         unanswered[row["strategy"]] += 0 if row.get("answered", True) else 1
     for row in group_rows:
         groups[row["strategy"]] += 1
@@ -64,20 +70,30 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, 
         efficiency["latency_s_per_question"] = round(costs[strategy]["latency_s"] / n, 6) if n else 0.0
         efficiency["generated_tokens_per_s"] = round(
             costs[strategy]["generated_tokens"] / costs[strategy]["latency_s"], 3) if costs[strategy]["latency_s"] else 0.0
+        metrics = mean_scores(metric_sets.get(strategy, "qa"), scores[strategy])
+        if judgements[strategy]:
+            metrics.update(judge_means(judgements[strategy]))
         summary[strategy] = {
-            "metrics": {k: round(v, 6) for k, v in aggregate_scores(scores[strategy]).items()},
+            "metrics": {k: round(v, 6) for k, v in metrics.items()},
             "efficiency": efficiency,
             "n_questions": n,
             "n_groups": groups[strategy],
             "unanswered": unanswered[strategy],
         }
+        if judgements[strategy]:
+            summary[strategy]["judge_failures"] = sum(1 for j in judgements[strategy] if j is None)
         if extras[strategy]:  # strategy-specific counts (layers, edge tp/fp/fn, ...), summed over groups
-            summary[strategy]["extra"] = {k: round(v, 6) for k, v in extras[strategy].items()}
+            summary[strategy]["extra"] = extra = {k: round(v, 6) for k, v in extras[strategy].items()}
+            if "edge_tp" in extra:  # DAG quality against the gold edges, micro-averaged over groups
+                prf = precision_recall_f1(extra["edge_tp"], extra["edge_fp"], extra["edge_fn"])
+                extra.update({f"edge_{k}": None if v is None else round(v, 6) for k, v in prf.items()})
     return summary
 
 
 class RunRecorder:
-    def __init__(self, run_dir: str | Path, resume: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, resume: bool = False, metric_set: str = "qa",
+                 language: str = "en") -> None:
+        self.metric_set, self.language = metric_set, language  # the dataset's (dataset.metrics, dataset.language)
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.predictions_path = self.run_dir / PREDICTIONS_FILE
@@ -96,18 +112,27 @@ class RunRecorder:
     def is_done(self, strategy: str, group_id: str) -> bool:
         return (strategy, group_id) in self.finished
 
-    def write_group(self, strategy: str, group: QuestionGroup, outcome: GroupOutcome) -> None:
+    def write_group(self, strategy: str, group: QuestionGroup, outcome: GroupOutcome,
+                    judgements: dict[str, Any] | None = None) -> None:
+        """Rows keep what rescoring needs: metric set, language, multiple-choice options, judge scores
+        (``judge: null`` = the judge failed on that answer; no ``judge`` key = judge off)."""
         questions = {q.id: q for q in group.questions}
         rows = []
         for p in outcome.predictions:
             q = questions[p.question_id]
-            scores = score_prediction(p.prediction, list(q.answers), p.format_valid)
-            rows.append({
+            options = q.metadata.get("options") if self.metric_set == "multiple_choice" else None
+            scores = score_answer(self.metric_set, p.prediction, list(q.answers), p.format_valid,
+                                  language=self.language, options=options)
+            row = {
                 "strategy": strategy, "group_id": group.id, "question_id": q.id, "question": q.text,
                 "prediction": p.prediction, "gold": list(q.answers), "raw_output": p.raw_output,
-                "format_valid": p.format_valid, "answered": p.answered,
-                "em": scores.em, "f1": scores.f1, "lenient": scores.lenient, "strict": scores.strict,
-            })
+                "format_valid": p.format_valid, "answered": p.answered, "metric_set": self.metric_set,
+                **({"language": self.language} if self.language != "en" else {}),
+                **({"options": options} if options else {}), **scores,
+            }
+            if judgements is not None:
+                row["judge"] = judgements.get(q.id)
+            rows.append(row)
         _append(self.predictions_path, rows)
         _append(self.groups_path, [{"strategy": strategy, "group_id": group.id, "n_questions": len(rows),
                                     "efficiency": outcome.efficiency.to_dict(), "extra": outcome.extra}])

@@ -10,17 +10,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends import GenerationSettings, build_backend, refuse_unsupported
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.evaluation.recorder import RunRecorder
 from parallel_decoding.evaluation.sharding import launch_shards
-from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.metrics.judge import build_judge
+from parallel_decoding.metrics.metric_sets import check_metric_set
 from parallel_decoding.strategies import build_strategies
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,17 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
     shard = launch_shards(cfg.hardware)
     seed_everything(cfg.seed, verbose=False)
     # Fail on a bad strategy name or a finished run dir before loading anything heavy.
-    strategies = build_strategies(cfg)
+    unavailable: dict[str, str] = {}  # strategy -> why it is skipped (e.g. auto_checkpoints found no checkpoint)
+    strategies = build_strategies(cfg, skipped=unavailable)
+    if not strategies:
+        raise ConfigError("no strategy can run: " + "; ".join(unavailable.values()))
+    refuse_unsupported(strategies, cfg.backend)  # e.g. a hidden-state strategy on backend=api
+    metric_set, language = cfg.dataset.get("metrics", "qa"), cfg.dataset.get("language", "en")
+    check_metric_set(metric_set, language)
     recorder, refusal = None, None
     if shard.is_writer:
         try:
-            recorder = RunRecorder(run_dir, resume=cfg.resume)
+            recorder = RunRecorder(run_dir, resume=cfg.resume, metric_set=metric_set, language=language)
         except ConfigError as err:
             refusal = str(err)
     refusal, finished = shard.broadcast((refusal, recorder.finished if recorder else None))
@@ -46,10 +52,11 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
         raise ConfigError(f"dataset {cfg.dataset.name} produced no groups (skipped rows: {loaded.skipped})")
     log.info("%d groups, %d questions; skipped rows: %s", len(loaded.groups),
              sum(len(g.questions) for g in loaded.groups), loaded.skipped or "none")
-    bundle: ModelBundle = instantiate(cfg.model.loader, **({"device": shard.device} if shard.device else {}))
-    backend = HFBackend(bundle, GenerationSettings(**cfg.generation, seed=cfg.seed))
+    backend = build_backend(cfg.backend, GenerationSettings(**cfg.generation, seed=cfg.seed), device=shard.device)
     backend.warmup()
-    skipped: dict[str, Any] = {"dataset_rows": dict(loaded.skipped), "strategy_failures": {}}
+    judge = build_judge(cfg.get("judge")) if shard.is_writer else None
+    skipped: dict[str, Any] = {"dataset_rows": dict(loaded.skipped), "strategy_failures": {},
+                               "strategies": unavailable}
 
     todo = [(g, s) for g in loaded.groups for s in strategies if (s.name, g.id) not in finished]
     log.info("%d (group, strategy) runs to do, %d already done%s", len(todo),
@@ -75,7 +82,8 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
                 failures = skipped["strategy_failures"]
                 failures[strategy.name] = failures.get(strategy.name, 0) + 1
             else:
-                recorder.write_group(strategy.name, group, outcome)
+                judgements = judge.judge_group(group, outcome.predictions) if judge is not None else None
+                recorder.write_group(strategy.name, group, outcome, judgements)
     if recorder is None:
         return None
     return recorder.results(skipped, OmegaConf.to_container(cfg, resolve=True))

@@ -8,10 +8,17 @@ from rich.console import Console
 from rich.table import Table
 
 
+METRIC_LABELS = {"em": "EM", "f1": "F1", "bleu4": "BLEU-4", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+                 "rougeL": "ROUGE-L", "judge_fluency": "J-flu", "judge_relevance": "J-rel",
+                 "judge_completeness": "J-comp", "judge_proficiency": "J-prof", "judge_mean": "judge"}
+
+
 def results_table(strategies: dict[str, Any], title: str = "parallel_decoding results") -> Table:
     table = Table(title=title)
-    for column in ("strategy", "n", "EM", "F1", "lenient", "strict", "latency s", "prompt tok", "dedup prompt",
-                   "gen tok", "fwd passes", "calls"):
+    # The metric columns are the dataset's metric set (em/f1/... or accuracy, bleu4/rouge*, judge_*).
+    metric_keys = list(dict.fromkeys(k for entry in strategies.values() for k in entry["metrics"]))
+    for column in ("strategy", "n", *(METRIC_LABELS.get(k, k) for k in metric_keys), "latency s", "prompt tok",
+                   "dedup prompt", "gen tok", "fwd passes", "calls"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     reference = strategies.get("independent", {}).get("efficiency", {}).get("latency_s")
     for name, entry in strategies.items():
@@ -19,9 +26,32 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
         latency = f"{e['latency_s']:.2f}"
         if reference and name != "independent" and e["latency_s"]:
             latency += f" ({reference / e['latency_s']:.1f}x)"
-        table.add_row(name, str(entry["n_questions"]), f"{m['em']:.3f}", f"{m['f1']:.3f}", f"{m['lenient']:.3f}",
-                      f"{m['strict']:.3f}", latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
+        table.add_row(name, str(entry["n_questions"]), *(f"{m[k]:.3f}" if k in m else "–" for k in metric_keys),
+                      latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
                       str(e["generated_tokens"]), str(e["forward_passes"]), str(e["generate_calls"]))
+    return table
+
+
+def dependency_table(strategies: dict[str, Any]) -> Table | None:
+    """Layers, ideal latency and DAG quality of the strategies that report them (the collab_* family)."""
+    rows = {name: entry for name, entry in strategies.items() if "layers" in entry.get("extra", {})}
+    if not rows:
+        return None
+    table = Table(title="dependency-aware strategies")
+    for column in ("strategy", "groups", "layers/group", "latency s", "ideal s", "DAG s", "edges", "edge P",
+                   "edge R", "edge F1", "fallbacks"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+
+    def fmt(value: Any, spec: str = ".3f") -> str:
+        return "–" if value is None else format(value, spec)
+
+    for name, entry in rows.items():
+        x = entry["extra"]
+        table.add_row(name, str(entry["n_groups"]), fmt(x["layers"] / entry["n_groups"], ".2f"),
+                      fmt(entry["efficiency"]["latency_s"], ".2f"), fmt(x.get("ideal_latency_s"), ".2f"),
+                      fmt(x.get("dag_latency_s"), ".2f"), fmt(x.get("selected_edges"), ".0f"),
+                      fmt(x.get("edge_precision")), fmt(x.get("edge_recall")), fmt(x.get("edge_f1")),
+                      fmt(x.get("llm_fallbacks"), ".0f"))
     return table
 
 
@@ -29,3 +59,5 @@ def print_results(strategies: dict[str, Any], console: Console | None = None) ->
     # Logs and CI are not terminals; rich would squeeze the table into 80 columns there.
     console = console or Console(width=None if Console().is_terminal else 160)
     console.print(results_table(strategies))
+    if (dependencies := dependency_table(strategies)) is not None:
+        console.print(dependencies)

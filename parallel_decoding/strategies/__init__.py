@@ -3,15 +3,35 @@
 ``cfg.strategies`` lists the names to run; each YAML is loaded into ``cfg.strategy.<name>`` (user overrides such
 as ``+strategy.batch.batch_size=4`` merged on top) so interpolations like ``${checkpoints.finetuned}`` resolve
 against the run's config and the results record exactly what ran.
+
+A strategy that cannot run in this configuration (e.g. ``auto_checkpoints=true`` found no checkpoint for it)
+raises ``StrategyUnavailable`` from its constructor or its optional ``check()``; given a ``skipped`` dict,
+``build_strategies`` leaves it out and records the notice there instead of failing the run.
 """
 
 from __future__ import annotations
+
+import logging
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from parallel_decoding.config import CONFIG_DIR, ConfigError, available_options
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy
+
+log = logging.getLogger(__name__)
+
+
+class StrategyUnavailable(ConfigError):
+    """This strategy cannot run here (its checkpoint is missing, ...): skipped with this notice."""
+
+
+def _unavailable(err: BaseException | None) -> StrategyUnavailable | None:
+    while err is not None:  # instantiate wraps what a constructor raises
+        if isinstance(err, StrategyUnavailable):
+            return err
+        err = err.__cause__
+    return None
 
 
 def strategy_config(name: str) -> DictConfig:
@@ -21,7 +41,9 @@ def strategy_config(name: str) -> DictConfig:
     return OmegaConf.load(path)
 
 
-def build_strategies(cfg: DictConfig) -> list[Strategy]:
+def build_strategies(cfg: DictConfig, skipped: dict[str, str] | None = None) -> list[Strategy]:
+    """The strategies of ``cfg.strategies``; unavailable ones are left out and noted in ``skipped`` when given
+    (without it, ``StrategyUnavailable`` propagates)."""
     names = list(cfg.strategies)
     if len(set(names)) != len(names):
         raise ConfigError(f"strategies lists a name twice: {names}")
@@ -30,7 +52,26 @@ def build_strategies(cfg: DictConfig) -> list[Strategy]:
             cfg.strategy = {}
         for name in names:
             cfg.strategy[name] = OmegaConf.merge(strategy_config(name), cfg.strategy.get(name) or {})
-    return [instantiate(cfg.strategy[name], name=name) for name in names]
+    strategies = []
+    for name in names:
+        try:
+            if cfg.get("auto_checkpoints"):
+                from parallel_decoding.strategies.crossbatch import fill_auto_checkpoint
+
+                fill_auto_checkpoint(cfg, name)
+            strategy = instantiate(cfg.strategy[name], name=name)
+            if callable(getattr(strategy, "check", None)):
+                strategy.check()
+        except Exception as err:
+            unavailable = _unavailable(err)
+            if unavailable is None or skipped is None:
+                raise
+            log.warning("%s", unavailable)
+            skipped[name] = str(unavailable)
+            continue
+        strategies.append(strategy)
+    return strategies
 
 
-__all__ = ["GroupOutcome", "QuestionPrediction", "Strategy", "build_strategies", "strategy_config"]
+__all__ = ["GroupOutcome", "QuestionPrediction", "Strategy", "StrategyUnavailable", "build_strategies",
+           "strategy_config"]

@@ -33,6 +33,10 @@ class GroupOutcome:
 
 
 class Strategy(ABC):
+    # True for strategies that read hidden states or pass custom attention masks (shared-prefix engines, trained
+    # methods): only backends running the model in-process (hf) serve them; vllm/api runs refuse them up front.
+    requires_model_internals: bool = False
+
     def __init__(self, name: str) -> None:
         self.name = name
 

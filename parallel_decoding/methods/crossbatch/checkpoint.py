@@ -1,0 +1,195 @@
+"""Cross-batch checkpoints: what a variant trained, small enough to keep one per (dataset, model, variant).
+
+A checkpoint directory (``${paths.checkpoint_dir}/<dataset>/<model>_<variant>/`` when published by ``train``):
+
+- ``crossbatch.json``: format, variant, base model name and shape, a fingerprint of its embeddings, the mixer
+  config (or null) and the LoRA settings (or null);
+- ``mixer.safetensors``: the mixing module's state (mixing variants);
+- ``lm_head.safetensors``: the trained LM head (every variant but ``freeze_base``);
+- ``adapter/``: the peft LoRA adapter directory (LoRA variants);
+- ``config.json`` (the base model's config, head untied), tokenizer files, and ``method.yaml`` (how
+  ``load_trained`` / the ``finetuned`` strategy load it: the base model, then these weights).
+
+The base model's weights are not copied. Loading checks that the base model is the one trained on (name, hidden
+and vocabulary size, embedding fingerprint) and that the mixer config is the one expected: a mismatch raises
+``ConfigError`` instead of loading weights into the wrong shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from parallel_decoding.config import ConfigError
+from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
+from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, untie_lm_head
+
+FORMAT_VERSION = 1
+CHECKPOINT_FILE = "crossbatch.json"
+MIXER_FILE = "mixer.safetensors"
+HEAD_FILE = "lm_head.safetensors"
+ADAPTER_DIR = "adapter"
+_FINGERPRINT_VALUES = 8
+
+
+def fingerprint(model: nn.Module) -> list[float]:
+    """A few input-embedding values: tells two checkpoints (or two seeds) of one architecture apart."""
+    weight = causal_lm(model).get_input_embeddings().weight.detach()
+    rows = sorted({0, 1, weight.shape[0] // 2, weight.shape[0] - 1})
+    return [float(x) for x in weight[rows, :_FINGERPRINT_VALUES].float().flatten().cpu()]
+
+
+def is_checkpoint(directory: str | Path) -> bool:
+    return (Path(directory) / CHECKPOINT_FILE).is_file()
+
+
+def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory).expanduser() / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path.parent} is not a cross-batch checkpoint (no {CHECKPOINT_FILE}); train one with "
+                          f"python -m parallel_decoding.train method=crossbatch ...")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT_VERSION:
+        raise ConfigError(f"{path}: checkpoint format {config.get('format')!r}, this code reads {FORMAT_VERSION}")
+    get_variant(config["variant"])
+    return config
+
+
+def save_checkpoint(directory: str | Path, model: CrossBatchModel, variant: str, base_model: str,
+                    tokenizer: Any = None, lora: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s trained parts into ``directory`` (created; files of an older save are replaced)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = get_variant(variant)
+    inner = causal_lm(model.lm)
+    config = {
+        "format": FORMAT_VERSION,
+        "variant": variant,
+        "base_model": base_model,
+        "hidden_size": int(inner.config.hidden_size),
+        "vocab_size": int(inner.get_output_embeddings().weight.shape[0]),
+        "fingerprint": fingerprint(inner),
+        "mixer": model.mixer.config.to_dict() if model.mixer is not None else None,
+        "lm_head": spec.train_lm_head,
+        "lora": dict(lora) if spec.lora else None,
+    }
+    if model.mixer is not None:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.mixer.state_dict().items()},
+                  str(directory / MIXER_FILE))
+    if spec.train_lm_head:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()},
+                  str(directory / HEAD_FILE))
+    if spec.lora:
+        shutil.rmtree(directory / ADAPTER_DIR, ignore_errors=True)
+        model.lm.save_pretrained(str(directory / ADAPTER_DIR))
+    inner.config.to_json_file(str(directory / "config.json"))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
+    (directory / CHECKPOINT_FILE).write_text(json.dumps(config, indent=2))
+    return directory
+
+
+def check_base(config: dict[str, Any], model: nn.Module, base_name: str | None = None) -> None:
+    """Fail loudly unless ``model`` is the base model the checkpoint was trained on."""
+    inner = causal_lm(model)
+    problems = []
+    if base_name is not None and base_name != config["base_model"]:
+        problems.append(f"model {base_name!r} is not the checkpoint's base model {config['base_model']!r}")
+    if int(inner.config.hidden_size) != config["hidden_size"]:
+        problems.append(f"hidden size {inner.config.hidden_size} != {config['hidden_size']}")
+    vocab = int(inner.get_output_embeddings().weight.shape[0])
+    if vocab != config["vocab_size"]:
+        problems.append(f"vocabulary size {vocab} != {config['vocab_size']}")
+    elif not torch.allclose(torch.tensor(fingerprint(inner)), torch.tensor(config["fingerprint"]),
+                            rtol=2e-2, atol=1e-3):
+        problems.append("its embedding weights differ (another checkpoint or seed of the same architecture)")
+    if problems:
+        raise ConfigError("cross-batch checkpoint / base model mismatch: " + "; ".join(problems))
+
+
+def mixer_config(config: dict[str, Any]) -> MixerConfig | None:
+    return MixerConfig.from_dict(config["mixer"]) if config.get("mixer") else None
+
+
+def check_mixer_config(saved: MixerConfig | None, expected: MixerConfig | dict[str, Any] | None) -> None:
+    """``expected`` (e.g. the settings a run asks for) must equal what was saved, field by field."""
+    if expected is None:
+        return
+    if saved is None:
+        raise ConfigError("a mixer config was expected but the checkpoint has no mixer")
+    if isinstance(expected, dict):
+        expected = MixerConfig.from_dict(expected, hidden_size=saved.hidden_size)
+    differing = {k: (v, getattr(expected, k)) for k, v in saved.to_dict().items() if getattr(expected, k) != v
+                 and not (k == "layers" and list(v) == list(getattr(expected, k)))}
+    if differing:
+        detail = ", ".join(f"{k}: saved {a!r} vs expected {b!r}" for k, (a, b) in differing.items())
+        raise ConfigError(f"cross-batch mixer config mismatch ({detail})")
+
+
+def load_mixer(directory: str | Path, config: dict[str, Any] | None = None,
+               expected: MixerConfig | dict[str, Any] | None = None, device: str | torch.device = "cpu"
+               ) -> CrossBatchMixer | None:
+    """The saved mixer rebuilt from its own config (None for variants without one), in eval mode."""
+    directory = Path(directory).expanduser()
+    config = config or read_checkpoint_config(directory)
+    saved = mixer_config(config)
+    check_mixer_config(saved, expected)
+    if saved is None:
+        return None
+    mixer = CrossBatchMixer(saved)
+    state = load_file(str(directory / MIXER_FILE))
+    try:
+        mixer.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ConfigError(f"{directory / MIXER_FILE} does not fit its config {saved.to_dict()}: {err}") from err
+    return mixer.to(device).eval()
+
+
+def load_head(directory: str | Path, like: nn.Module) -> nn.Linear:
+    """The trained LM head as a module of its own, on ``like``'s device and dtype (``like`` stays untouched)."""
+    reference = like.weight
+    head = nn.Linear(reference.shape[1], reference.shape[0], bias=getattr(like, "bias", None) is not None,
+                     device=reference.device, dtype=reference.dtype)
+    state = load_file(str(Path(directory).expanduser() / HEAD_FILE))
+    head.load_state_dict({k: v.to(device=reference.device, dtype=reference.dtype) for k, v in state.items()})
+    return head.eval().requires_grad_(False)
+
+
+def apply_checkpoint(directory: str | Path, model: nn.Module, config: dict[str, Any] | None = None,
+                     base_name: str | None = None) -> nn.Module:
+    """Load the trained head and merged LoRA weights into ``model`` (a fresh base model, changed in place)."""
+    directory = Path(directory).expanduser()
+    config = config or read_checkpoint_config(directory)
+    check_base(config, model, base_name)
+    if config.get("lm_head"):
+        head = untie_lm_head(model)
+        state = load_file(str(directory / HEAD_FILE))
+        reference = next(head.parameters())
+        head.load_state_dict({k: v.to(device=reference.device, dtype=reference.dtype) for k, v in state.items()})
+    if config.get("lora"):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR)).merge_and_unload()
+    return model.eval()
+
+
+def publish(source: str | Path, target: str | Path) -> Path:
+    """Copy a checkpoint directory to ``target``, replacing an older one only once the copy is complete."""
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    shutil.copytree(source, staging, dirs_exist_ok=True)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

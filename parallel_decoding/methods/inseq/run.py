@@ -1,0 +1,134 @@
+"""Run in-sequence parallel decoding on one task and compare it with normal decoding of the same prompt.
+
+    python -m parallel_decoding.methods.inseq.run inseq_task=retrieval model=smollm2_135m
+    python -m parallel_decoding.methods.inseq.run inseq_task=multidoc_qa inseq_task.loader.count=10
+    python -m parallel_decoding.methods.inseq.run inseq_task=planning inseq.force_outline=true
+    python -m parallel_decoding.methods.inseq.run inseq_task=retrieval \
+        inseq_task.loader.path=<dir>/logic_gpa_resume_10.jsonl
+
+Writes ``results.jsonl`` (one row per example, written as it finishes; ``resume=true`` skips finished ones) and
+``summary.json`` (correctness where gold exists, end-to-end time and tokens/s for both modes, stage-2 tokens/s,
+branch counts, fallbacks) in the Hydra run dir.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.config import CONFIG_DIR, ConfigError, exit_on_user_error
+from parallel_decoding.decoding import SamplingSettings
+from parallel_decoding.methods.inseq.decoder import InSequenceDecoder, InSequenceSettings
+from parallel_decoding.methods.inseq.prompts import with_format_instruction
+from parallel_decoding.methods.inseq.tasks import ANSWER_LABELS, TaskExample, score_example
+
+log = logging.getLogger(__name__)
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-mode figures over the finished rows (recomputed from ``results.jsonl``, so it cannot disagree)."""
+    summary: dict[str, Any] = {"examples": len(rows)}
+    for mode in ("normal", "parallel"):
+        done = [r[mode] for r in rows if r.get(mode)]
+        if not done:
+            continue
+        scored = [r["score"]["correct"] for r in done if r["score"]["correct"] is not None]
+        summary[mode] = {
+            "accuracy": _mean([float(c) for c in scored]),
+            "scored": len(scored),
+            "time_s": _mean([r["time_s"] for r in done]),
+            "tokens_per_s": _mean([r["tokens_per_s"] for r in done]),
+            "response_tokens": _mean([r.get("response_tokens", r.get("generated_tokens", 0)) for r in done]),
+        }
+        if mode == "parallel":
+            branched = [r for r in done if r["mode"] == "parallel"]
+            summary[mode].update(
+                branch_count=_mean([r["branch_count"] for r in done]),
+                fallbacks=sum(r["mode"] == "fallback" for r in done),
+                stage2_tokens_per_s=_mean([r["stage2_tokens_per_s"] for r in branched]),
+                stage_times_s={k: _mean([r["stage_times_s"][k] for r in branched if k in r["stage_times_s"]])
+                               for k in ("stage1", "stem", "stage2", "stage3")} if branched else {},
+            )
+    if "normal" in summary and "parallel" in summary and summary["parallel"]["time_s"]:
+        summary["speedup_end_to_end"] = round(summary["normal"]["time_s"] / summary["parallel"]["time_s"], 4)
+    return summary
+
+
+def run_inseq(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    examples: list[TaskExample] = list(instantiate(cfg.inseq_task.loader))
+    if not examples:
+        raise ConfigError(f"task {cfg.inseq_task.name} produced no examples")
+    results_path = run_dir / RESULTS_FILE
+    rows = [json.loads(line) for line in results_path.read_text().splitlines() if line.strip()] \
+        if results_path.is_file() else []
+    if rows and not cfg.resume:
+        raise ConfigError(f"{run_dir} already holds results; pass resume=true or use a new hydra.run.dir")
+    finished = {r["id"] for r in rows}
+
+    bundle = instantiate(cfg.model.loader)
+    backend = HFBackend(bundle)
+    sampling = SamplingSettings(cfg.sampling.do_sample, cfg.sampling.temperature, cfg.sampling.top_p, cfg.seed)
+    settings = InSequenceSettings(**OmegaConf.to_container(cfg.inseq, resolve=True))
+    decoder = InSequenceDecoder(bundle.model, bundle.tokenizer, bundle.stop_token_ids, sampling, settings)
+    warm = backend.chat_ids([{"role": "user", "content": "Hi"}])
+    decoder.engine.generate(warm[:-1], [warm[-1:]], max_new_tokens=2)  # lazy initialisation, not measured
+    label = ANSWER_LABELS[cfg.inseq_task.name]
+
+    for example in examples:
+        if example.id in finished:
+            continue
+        ids = backend.chat_ids([{"role": "user", "content": with_format_instruction(example.prompt,
+                                                                                    example.language)}])
+        row: dict[str, Any] = {"id": example.id, "task": example.task, "gold": list(example.gold),
+                               "prompt_tokens": len(ids)}
+        if cfg.compare_normal:
+            normal = decoder.normal(ids)
+            row["normal"] = {"text": normal.text, "time_s": normal.time_s, "generated_tokens": normal.generated_tokens,
+                             "response_tokens": normal.generated_tokens, "tokens_per_s": normal.tokens_per_s,
+                             "score": score_example(example, normal.text, label)}
+        parallel = decoder.parallel(ids)
+        row["parallel"] = {**parallel.to_dict(), "score": score_example(example, parallel.text, label)}
+        with results_path.open("a") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows.append(row)
+        log.info("%s: %s, %d branches, %.1fs (normal %.1fs)", example.id, parallel.mode, parallel.branch_count,
+                 parallel.time_s, row.get("normal", {}).get("time_s", float("nan")))
+
+    summary = {"task": cfg.inseq_task.name, "model": cfg.model.name, **summarize(rows),
+               "config": OmegaConf.to_container(cfg, resolve=True), "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="inseq")
+def main(cfg: DictConfig) -> float | None:
+    with exit_on_user_error(log):
+        summary = run_inseq(cfg, HydraConfig.get().runtime.output_dir)
+    figures = {k: summary.get(k) for k in ("examples", "normal", "parallel", "speedup_end_to_end")}
+    print(json.dumps(figures, indent=2))
+    accuracy = (summary.get("parallel") or {}).get("accuracy")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The ``batch`` strategy on fine-tuned weights: ``strategies=[finetuned] checkpoints.finetuned=<dir>``.
+
+``<dir>`` is what ``python -m parallel_decoding.train`` exported (``<run dir>/model``), or any HF directory. The
+strategy loads it once, on the device and dtype of the run's model, and answers through its own backend, so its
+cost is measured like every other strategy's while the run's base model stays available to the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.config import ConfigError
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.strategies.base import GroupOutcome
+from parallel_decoding.strategies.batch import BatchStrategy
+
+_DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
+
+
+class FinetunedStrategy(BatchStrategy):
+    def __init__(self, name: str, checkpoint: str | None = None, batch_size: int = 8) -> None:
+        super().__init__(name, batch_size=batch_size)
+        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
+        if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
+            raise ConfigError(f"checkpoints.finetuned={checkpoint} is not a saved model directory (no config.json); "
+                              f"pass <train run dir>/model")
+        self._backend: HFBackend | None = None
+
+    def backend_for(self, base: HFBackend) -> HFBackend:
+        if self.checkpoint is None:
+            raise ConfigError("strategy finetuned needs checkpoints.finetuned=<dir saved by "
+                              "python -m parallel_decoding.train, i.e. its run dir/model>")
+        if self._backend is None:
+            from parallel_decoding.methods.base import load_trained
+
+            model = base.bundle.model
+            bundle = load_trained(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+                                  device=str(base.bundle.device),
+                                  attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            self._backend = HFBackend(bundle, base.settings)
+            self._backend.warmup()
+        return self._backend
+
+    def run(self, group: QuestionGroup, backend: HFBackend) -> GroupOutcome:
+        return super().run(group, self.backend_for(backend))

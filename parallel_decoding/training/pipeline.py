@@ -1,0 +1,194 @@
+"""``train``'s body: config in, fitted + tested + exported model and ``results.json`` out.
+
+Order: seed; question groups; model (``model.loader``); method (``method``, a ``TrainableMethod``); data module
+(groups -> the method's collator); callbacks; loggers; trainer. Then validate the untouched model (the "before"
+numbers), fit (resuming from ``ckpt_path`` when given), test with the best checkpoint, export the model as an HF
+directory and write ``results.json``. Rank 0 alone writes files; Lightning's checkpoints are rank 0's too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from parallel_decoding.config import ConfigError
+from parallel_decoding.data.loading import load_groups
+from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.training.datamodule import QuestionGroupDataModule
+from parallel_decoding.training.loggers import instantiate_loggers, log_hyperparameters
+from parallel_decoding.training.runtime import ddp_relaunch_as_job, plain_config, save_config_tree, write_results
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.ckpt"
+EXPORT_DIR = "model"
+SPLITS_FILE = "splits.json"
+
+
+def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> Path | None:
+    """``last`` (this run dir's last.ckpt), a ``.ckpt`` file, or a run dir / checkpoint dir holding last.ckpt."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = checkpoint_dir / LAST_CHECKPOINT
+        if last.is_file():
+            return last
+        rank_zero_only(log.warning)("ckpt_path=last but %s does not exist: training from scratch (to resume another "
+                                    "run pass hydra.run.dir=<its run dir> or ckpt_path=<its run dir>)", last)
+        return None
+    path = Path(ckpt_path).expanduser()
+    for candidate in (path, path / "checkpoints" / LAST_CHECKPOINT, path / LAST_CHECKPOINT):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint there (a .ckpt file, or a run dir with "
+                      f"checkpoints/{LAST_CHECKPOINT})")
+
+
+def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
+    callbacks = []
+    for node in (callbacks_cfg or {}).values():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            log.info("Instantiating callback <%s>", node._target_)
+            callbacks.append(instantiate(node))
+    return callbacks
+
+
+def _metrics(values: dict[str, Any], prefix: str | None = None) -> dict[str, float]:
+    out = {}
+    for key, value in values.items():
+        if prefix and not key.startswith(prefix):
+            continue
+        out[key] = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return out
+
+
+def _best_checkpoint(callbacks: list[Callback]) -> ModelCheckpoint | None:
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path:
+            return callback
+    return None
+
+
+def export_model(cfg: DictConfig, method: TrainableMethod, checkpoint: Path | None, directory: Path,
+                 metadata: dict[str, Any]) -> Path:
+    """Save ``checkpoint``'s weights (or the in-memory ones when there is none) as an HF directory.
+
+    From a file, a fresh model is built from the config and the checkpoint loaded into it on CPU: this works
+    whatever strategy trained it (a sharded FSDP model has no whole copy in memory on rank 0).
+    """
+    if checkpoint is not None:
+        bundle = instantiate(cfg.model.loader, device="cpu")
+        fresh: TrainableMethod = instantiate(cfg.method, _partial_=True, _convert_="all")(bundle=bundle)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        fresh.load_state_dict(state, strict=fresh.strict_loading)
+        method = fresh
+        metadata = {**metadata, "checkpoint": str(checkpoint)}
+    return method.export(directory, metadata)
+
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoint_dir = Path(cfg.checkpoint_dir)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    save_config_tree(cfg, output_dir, print_tree=cfg.get("print_config", True))
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir)
+
+    loaded = load_groups(cfg.dataset)
+    if not loaded.groups:
+        raise ConfigError(f"dataset {cfg.dataset.name} produced no groups (skipped rows: {loaded.skipped})")
+    log.info("Instantiating model <%s>", cfg.model.loader._target_)
+    bundle = instantiate(cfg.model.loader)
+    log.info("Instantiating method <%s>", cfg.method._target_)
+    method: TrainableMethod = instantiate(cfg.method, _partial_=True, _convert_="all")(bundle=bundle)
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: QuestionGroupDataModule = instantiate(cfg.data, _partial_=True)(groups=loaded.groups,
+                                                                                collator=method.collator())
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg, resume_from=ckpt_path)
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(callbacks=callbacks, logger=loggers or False)
+
+    config = plain_config(cfg)
+    n_params = sum(p.numel() for p in method.model.parameters())
+    n_trainable = sum(p.numel() for p in method.model.parameters() if p.requires_grad)
+    log_hyperparameters(loggers, config, {"model/params": n_params, "model/params_trainable": n_trainable})
+    _write_splits(output_dir, datamodule)
+
+    results: dict[str, Any] = {
+        "status": "ok", "task_name": cfg.task_name, "method": cfg.method.name, "model": cfg.model.name,
+        "dataset": cfg.dataset.name, "optimized_metric": cfg.get("optimized_metric"),
+        "resumed_from": str(ckpt_path) if ckpt_path else None, "checkpoint_dir": str(checkpoint_dir),
+        "params": n_params, "params_trainable": n_trainable,
+    }
+    has_val, has_test = bool(datamodule.splits.val), bool(datamodule.splits.test)
+    with ddp_relaunch_as_job(output_dir):
+        if cfg.train:
+            if cfg.get("validate_before_fit") and has_val and ckpt_path is None:
+                results["val_before"] = _metrics(trainer.validate(method, datamodule=datamodule, verbose=False,
+                                                                  weights_only=True)[0])
+            trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=True)
+            results["val_after"] = _metrics(trainer.callback_metrics, "val/")
+            results["train_loss"] = _metrics(trainer.callback_metrics, "train/")
+            if _last_checkpoint_is_stale(cfg, trainer):
+                trainer.save_checkpoint(checkpoint_dir / LAST_CHECKPOINT)
+        best = _best_checkpoint(callbacks)
+        if best is not None:
+            results["best"] = {"path": best.best_model_path, "monitor": best.monitor,
+                               "score": float(best.best_model_score)}
+        if cfg.get("test") and has_test:
+            test_ckpt = ("best" if best is not None else None) if cfg.train else (str(ckpt_path) if ckpt_path else None)
+            results["test"] = _metrics(trainer.test(method, datamodule=datamodule, ckpt_path=test_ckpt,
+                                                    verbose=False, weights_only=True)[0])
+    results.update(global_step=trainer.global_step, world_size=trainer.world_size, train_batches_per_rank=method.rank_train_batches,
+                   data={"train_groups": len(datamodule.splits.train), "val_groups": len(datamodule.splits.val),
+                         "test_groups": len(datamodule.splits.test),
+                         "train_examples": len(datamodule.train_examples or []),
+                         "skipped_examples": dict(datamodule.collator.skipped),
+                         "skipped_dataset_rows": dict(loaded.skipped)})
+    metrics = {**results.get("val_after", {}), **results.get("test", {})}
+    results["metric"] = metrics.get(cfg.get("optimized_metric"), math.nan)
+    if trainer.is_global_zero:
+        if cfg.get("export") and cfg.train:
+            source = Path(best.best_model_path) if best is not None else _existing(checkpoint_dir / LAST_CHECKPOINT)
+            directory = export_model(cfg, method, source, output_dir / EXPORT_DIR,
+                                     {"global_step": trainer.global_step, "run_dir": str(output_dir)})
+            results["export_dir"] = str(directory)
+            log.info("fine-tuned model saved to %s (evaluate: strategies=[finetuned] checkpoints.finetuned=%s)",
+                     directory, directory)
+        results["config"] = config
+        write_results(output_dir, results)
+    return results
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _last_checkpoint_is_stale(cfg: DictConfig, trainer: L.Trainer) -> bool:
+    """Whether training ended between two ``last_checkpoint`` saves (so last.ckpt lacks the final steps)."""
+    node = (cfg.get("callbacks") or {}).get("last_checkpoint")
+    if node is None or trainer.fast_dev_run or trainer.global_step == 0:
+        return False
+    every = node.get("every_n_train_steps") or 0
+    return every <= 0 or trainer.global_step % every != 0
+
+
+@rank_zero_only
+def _write_splits(output_dir: Path, datamodule: QuestionGroupDataModule) -> None:
+    """Which groups went where: evidence that no context crosses splits, and the val/test sets for later use."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SPLITS_FILE).write_text(json.dumps(datamodule.splits.ids(), indent=1))
