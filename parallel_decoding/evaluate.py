@@ -5,7 +5,8 @@
         'strategies=[independent,sequential,batch,all_in_one]'
 
 Writes ``results.json``, ``predictions.jsonl`` and ``groups.jsonl`` in the Hydra run dir; ``resume=true`` with
-``hydra.run.dir=<that dir>`` continues an interrupted run.
+``hydra.run.dir=<that dir>`` continues an interrupted run. ``logger=wandb`` also logs the run to W&B
+(offline without credentials or with ``WANDB_MODE=offline``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from parallel_decoding.config import CONFIG_DIR, exit_on_user_error
 from parallel_decoding.evaluation.runner import run_evaluation
 from parallel_decoding.evaluation.table import print_results
 from parallel_decoding.metrics.metric_sets import primary_metric
+from parallel_decoding.reporting.wandb_log import log_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ def main(cfg: DictConfig) -> float | None:
     if results is None:  # a non-writing rank of a sharded run
         return None
     print_results(results["strategies"])
+    log_evaluation(cfg, HydraConfig.get().runtime.output_dir, results)
     log.info("results written to %s", HydraConfig.get().runtime.output_dir)
     first = next(iter(results["strategies"].values()), None)
     return primary_metric(first["metrics"]) if first else None  # f1, or accuracy / rougeL by metric set

@@ -75,7 +75,7 @@ def release_passages(document: dict[str, Any], skipped: LoadedGroups) -> dict[st
         for qa in section.get("qa_pairs") or []:
             qa = qa if isinstance(qa, dict) else {}
             golds = [answer_text(a) for a in [qa.get("answer"), *(qa.get("validated_answers") or [])]]
-            question = make_question(qa.get("query_id"), qa.get("question"), golds, skipped)
+            question = skipped.question(qa.get("query_id"), qa.get("question"), golds, context_index=0)
             if question is not None:
                 questions.append(question)
         if questions:
@@ -92,20 +92,8 @@ def hub_passages(rows: Any, skipped: LoadedGroups) -> dict[str, tuple[str, list[
             skipped.skip("row without a passage")
             continue
         spans = (row.get("answers_spans") or {}).get("spans") or []
-        question = make_question(row.get("query_id"), row.get("question"), list(spans), skipped)
+        question = skipped.question(row.get("query_id"), row.get("question"), spans, context_index=0)
         if question is not None:
             passages.setdefault(str(row["section_id"]), (row["passage"].strip(), []))[1].append(question)
     return passages
 
-
-def make_question(query_id: Any, text: Any, golds: list[Any], skipped: LoadedGroups) -> Question | None:
-    answers = tuple(dict.fromkeys(g.strip() for g in golds if isinstance(g, str) and g.strip()))
-    if not str(query_id or "").strip():
-        skipped.skip("question without an id")
-    elif not isinstance(text, str) or not text.strip():
-        skipped.skip("question without text")
-    elif not answers:
-        skipped.skip("question without an answer")
-    else:
-        return Question(id=str(query_id).strip(), text=text.strip(), answers=answers, context_index=0)
-    return None

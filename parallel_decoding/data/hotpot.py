@@ -11,6 +11,7 @@ Reads the hub dataset (``hotpotqa/hotpot_qa``, config ``distractor``) or the ori
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable
 
 from parallel_decoding.config import ConfigError
@@ -55,16 +56,9 @@ def question_from_row(row: Any, paragraphs: str, skipped: LoadedGroups) -> tuple
     if not isinstance(row, dict):
         skipped.skip("row is not an object")
         return None
-    question_id = str(row.get("_id") or row.get("id") or "").strip()
-    text, answer = row.get("question"), row.get("answer")
-    if not question_id:
-        skipped.skip("question without an id")
-        return None
-    if not isinstance(text, str) or not text.strip():
-        skipped.skip("question without text")
-        return None
-    if not isinstance(answer, str) or not answer.strip():
-        skipped.skip("question without an answer")
+    answer = row.get("answer")
+    question = skipped.question(row.get("_id") or row.get("id"), row.get("question"), [answer], context_index=0)
+    if question is None:
         return None
     titled = context_paragraphs(row.get("context"))
     if not titled:
@@ -77,10 +71,8 @@ def question_from_row(row: Any, paragraphs: str, skipped: LoadedGroups) -> tuple
             skipped.skip("question without supporting paragraphs")
             return None
     context = "\n\n".join(f"{title}: {body}" for title, body in titled)
-    question = Question(id=question_id, text=text.strip(), answers=(answer.strip(),), context_index=0,
-                        metadata={"type": row.get("type"), "level": row.get("level"),
-                                  "supporting_titles": sorted(supporting)})
-    return question, context
+    metadata = {"type": row.get("type"), "level": row.get("level"), "supporting_titles": sorted(supporting)}
+    return dataclasses.replace(question, metadata=metadata), context
 
 
 def context_paragraphs(context: Any) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ metrics and results files only ever see this shape, so a new dataset is one load
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -99,3 +100,19 @@ class LoadedGroups:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def question(self, question_id: Any, text: Any, answers: Iterable[Any], *, kind: str = "question",
+                 **fields: Any) -> Question | None:
+        """A Question from a source row's raw fields, or None with the row counted under what it lacks
+        ("<kind> without an id / text / an answer"); answers are stripped and de-duplicated in order."""
+        question_id = str(question_id or "").strip()
+        golds = tuple(dict.fromkeys(a.strip() for a in answers if isinstance(a, str) and a.strip()))
+        if not question_id:
+            self.skip(f"{kind} without an id")
+        elif not isinstance(text, str) or not text.strip():
+            self.skip(f"{kind} without text")
+        elif not golds:
+            self.skip(f"{kind} without an answer")
+        else:
+            return Question(id=question_id, text=text.strip(), answers=golds, **fields)
+        return None

@@ -77,22 +77,12 @@ def question_from_row(row: Any, skipped: LoadedGroups) -> Question | None:
         skipped.skip("row is not an object")
         return None
     release = "Question" in row
-    qid = str(row.get("QuestionId" if release else "question_id") or "").strip()
-    text = row.get("Question" if release else "question")
     answer = row.get("Answer" if release else "answer")
     answer = answer if isinstance(answer, dict) else {}
     values = [answer.get("Value" if release else "value"), *(answer.get("Aliases" if release else "aliases") or [])]
-    answers = tuple(dict.fromkeys(v.strip() for v in values if isinstance(v, str) and v.strip()))
-    if not qid:
-        skipped.skip("question without an id")
-    elif not isinstance(text, str) or not text.strip():
-        skipped.skip("question without text")
-    elif not answers:
-        skipped.skip("question without an answer")
-    else:
-        return Question(id=qid, text=text.strip(), answers=answers, context_index=None,
-                        metadata={"source": row.get("QuestionSource" if release else "question_source")})
-    return None
+    return skipped.question(row.get("QuestionId" if release else "question_id"),
+                            row.get("Question" if release else "question"), values, context_index=None,
+                            metadata={"source": row.get("QuestionSource" if release else "question_source")})
 
 
 def embed_texts(texts: Sequence[str], batch_size: int = 64):

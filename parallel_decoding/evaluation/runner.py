@@ -22,6 +22,7 @@ from parallel_decoding.evaluation.sharding import launch_shards
 from parallel_decoding.metrics.judge import build_judge
 from parallel_decoding.metrics.metric_sets import check_metric_set
 from parallel_decoding.strategies import build_strategies
+from parallel_decoding.training.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -86,4 +87,4 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
                 recorder.write_group(strategy.name, group, outcome, judgements)
     if recorder is None:
         return None
-    return recorder.results(skipped, OmegaConf.to_container(cfg, resolve=True))
+    return recorder.results(skipped, redact(OmegaConf.to_container(cfg, resolve=True)))  # no token in results

@@ -1,4 +1,5 @@
-"""Hydra callback: when a sweep ends, write its report next to its jobs (evaluate sweeps; others have none)."""
+"""Hydra callback: when a sweep ends, write its report next to its jobs (evaluate sweeps; others have none), and
+log it to W&B when the sweep ran with ``logger=wandb``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from parallel_decoding.reporting.report import write_report
+from parallel_decoding.reporting.wandb_log import log_report
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,14 @@ class SweepReportCallback(Callback):
             return
         try:
             written = write_report(sweep_dir)
+        except FileNotFoundError:  # results.json without strategies: a train sweep (Optuna's result is its report)
+            log.debug("no evaluation results under %s: no sweep report", sweep_dir)
+            return
         except Exception:  # a report must never turn a finished sweep into a failed command
             log.exception("could not write the sweep report for %s", sweep_dir)
             return
         log.info("sweep report: %s", ", ".join(str(p) for p in written.values()))
+        try:
+            log_report(config, sweep_dir)
+        except Exception:
+            log.exception("could not log the sweep report to W&B")

@@ -70,7 +70,8 @@ def _short_override(override: str) -> str | None:
 def run_name_and_group(cfg: DictConfig) -> tuple[str, str]:
     choices, overrides, sweep = _hydra_runtime()
     experiment = choices.get("experiment")
-    base = experiment or "-".join(str(x) for x in (cfg.method.name, cfg.model.name, cfg.dataset.name))
+    head = cfg.method.name if cfg.get("method") else cfg.get("task_name", "run")  # evaluate has no method
+    base = experiment or "-".join(str(x) for x in (head, cfg.model.name, cfg.dataset.name))
     parts = [p for p in (_short_override(o) for o in overrides) if p]
     name = base + (":" + ",".join(parts) if parts else "")
     group = base + (f"/{sweep}" if sweep else "")
@@ -90,7 +91,8 @@ def wandb_run_id(output_dir: Path, resume_from: Path | None) -> tuple[str, bool]
     return uuid.uuid4().hex[:8], False
 
 
-def _configure_wandb(cfg: DictConfig, node: DictConfig, resume_from: Path | None) -> DictConfig:
+def configure_wandb(cfg: DictConfig, node: DictConfig, resume_from: Path | None = None) -> DictConfig:
+    """The ``logger.wandb`` node completed: name, group, a run id kept in the run dir, offline when it must be."""
     node = OmegaConf.create(redact(OmegaConf.to_container(node, resolve=True)))  # no token in names, tags, notes
     name, group = run_name_and_group(cfg)
     output_dir = Path(cfg.paths.output_dir)
@@ -119,10 +121,27 @@ def instantiate_loggers(cfg: DictConfig, resume_from: Path | None = None) -> lis
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
         if node._target_.endswith("WandbLogger"):
-            node = _configure_wandb(cfg, node, resume_from)
+            node = configure_wandb(cfg, node, resume_from)
         log.info("Instantiating logger <%s>", node._target_)
         loggers.append(instantiate(node))
     return loggers
+
+
+def wandb_loggers(loggers: list[Logger]) -> list[Logger]:
+    return [logger for logger in loggers if type(logger).__name__ == "WandbLogger"]
+
+
+def log_model_artifact(loggers: list[Logger], directory: Path, metadata: dict[str, Any]) -> None:
+    """The exported model directory as a W&B ``model`` artifact of this run (referenced in place, not copied:
+    the export is final). Offline runs record it and ``wandb sync`` uploads it later."""
+    for logger in wandb_loggers(loggers):
+        import wandb
+
+        run = logger.experiment
+        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=redact(metadata))
+        artifact.add_dir(str(directory), policy="immutable")
+        run.log_artifact(artifact, aliases=["latest"])
+        log.info("W&B: model artifact %s logged from %s", artifact.name, directory)
 
 
 def log_hyperparameters(loggers: list[Logger], config: dict[str, Any], extra: dict[str, Any]) -> None:

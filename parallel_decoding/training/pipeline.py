@@ -25,7 +25,7 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.base import TrainableMethod
 from parallel_decoding.training.datamodule import QuestionGroupDataModule
-from parallel_decoding.training.loggers import instantiate_loggers, log_hyperparameters
+from parallel_decoding.training.loggers import instantiate_loggers, log_hyperparameters, log_model_artifact
 from parallel_decoding.training.runtime import ddp_relaunch_as_job, plain_config, save_config_tree, write_results
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             directory = export_model(cfg, method, source, output_dir / EXPORT_DIR,
                                      {"global_step": trainer.global_step, "run_dir": str(output_dir)})
             results["export_dir"] = str(directory)
+            log_model_artifact(loggers, directory, {"global_step": trainer.global_step, "method": cfg.method.name})
             log.info("fine-tuned model saved to %s (evaluate: strategies=[finetuned] checkpoints.finetuned=%s)",
                      directory, directory)
         results["config"] = config

@@ -69,3 +69,18 @@ def test_evaluate_runs_the_new_strategies(tmp_path):
     for name in ("batch_shared", "inseq_qa"):
         eff = results["strategies"][name]["efficiency"]
         assert eff["forward_passes"] > 0 and eff["latency_s"] > 0 and eff["generate_calls"] == 2
+
+
+@pytest.mark.parametrize("backend_name", ["api", "vllm"])
+def test_engine_strategies_are_refused_on_prompt_only_backends(backend_name, tmp_path):
+    """The engine needs custom 4D masks and a forked KV cache: the real configs must be refused up front."""
+    from parallel_decoding.backends import refuse_unsupported
+    from parallel_decoding.config import ConfigError
+    from parallel_decoding.strategies import build_strategies
+
+    cfg = compose_config("evaluate", [f"backend={backend_name}", "strategies=[independent,batch_shared,inseq_qa]"],
+                         output_dir=tmp_path)
+    strategies = build_strategies(cfg)
+    refuse_unsupported(strategies[:1], cfg.backend)  # independent only sends prompts
+    with pytest.raises(ConfigError, match=r"\['batch_shared', 'inseq_qa'\] need"):
+        refuse_unsupported(strategies, cfg.backend)

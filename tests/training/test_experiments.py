@@ -20,6 +20,8 @@ SMOKE_OVERRIDES = {
     "squad_sft_lora": ["dataset.context_count=3"],
     "synthetic_sft": ["dataset.context_count=3"],
     "synthetic_inseq": ["dataset.context_count=3"],
+    "synthetic_branch2d": ["dataset.context_count=3"],
+    "squad_branch2d": ["hardware=cpu", f"dataset.path={SQUAD_HALF_A}", "dataset.context_count=3"],
     "synthetic_llada": ["dataset.context_count=3"],
     "synthetic_crossbatch": [*CROSSBATCH, "dataset.context_count=3"],
     "squad_crossbatch": [*CROSSBATCH, f"dataset.path={SQUAD_HALF_A}", "dataset.context_count=3"],

@@ -16,6 +16,7 @@ import torch
 
 from parallel_decoding.config import PROJECT_ROOT
 from tests.helpers import run_module
+from tests.reporting.wandb_records import manifest, md5_digest, offline_run
 from tests.training.runs import TINY, checkpoint_weights, max_weight_difference
 
 SECRETS = {"WANDB_API_KEY": "secret-xyz-4242", "HF_TOKEN": "hf_secret_4242"}
@@ -68,6 +69,17 @@ def test_each_job_is_its_own_offline_wandb_run_named_from_experiment_and_overrid
     assert runs["0"] != runs["2"]
     config = json.loads((root / "multirun" / "0" / "results.json").read_text())["config"]
     assert config["logger"]["wandb"]["notes"] == "<redacted>"
+
+
+def test_each_job_logs_its_exported_model_as_a_wandb_artifact(sweep):
+    root, _ = sweep
+    job = root / "multirun" / "0"
+    run = offline_run(job / "wandb")
+    files = manifest(run.artifact("model"))
+    exported = sorted(p.relative_to(job / "model").as_posix() for p in (job / "model").rglob("*") if p.is_file())
+    assert "model.safetensors" in exported and sorted(files) == exported
+    for name, digest in files.items():
+        assert digest == md5_digest(job / "model" / name), name
 
 
 def test_no_secret_appears_in_any_file_the_sweep_wrote(sweep):

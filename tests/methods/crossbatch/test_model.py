@@ -14,7 +14,6 @@ from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerCo
 from parallel_decoding.methods.crossbatch.model import IGNORE_INDEX, CrossBatchModel, left_padded_positions
 from parallel_decoding.methods.sft.collator import SFTCollator
 from parallel_decoding.methods.sft.module import answer_loss
-from parallel_decoding.strategies.prompts import single_question_messages
 from tests.methods.crossbatch.test_mixing import randomise
 
 

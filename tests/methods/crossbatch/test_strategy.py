@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.config import ConfigError

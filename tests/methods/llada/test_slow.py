@@ -51,9 +51,12 @@ def _train(run_dir, *overrides):
 
 
 def test_resume_continues_exactly(tmp_path):
-    _train(tmp_path / "whole", "trainer.max_steps=4")
-    _train(tmp_path / "split", "trainer.max_steps=2")
-    _train(tmp_path / "split", "trainer.max_steps=4", "ckpt_path=last")
+    # The learning rate must not depend on max_steps (a linear or cosine decay over 2 steps differs from one over 4
+    # from the first step on): a 3-step warmup, then constant, which still crosses the split at step 2.
+    schedule = ("method.scheduler.kind=constant", "method.scheduler.warmup=3")
+    _train(tmp_path / "whole", "trainer.max_steps=4", *schedule)
+    _train(tmp_path / "split", "trainer.max_steps=2", *schedule)
+    _train(tmp_path / "split", "trainer.max_steps=4", "ckpt_path=last", *schedule)
     whole = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     split = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert set(whole) == set(split)

@@ -1,0 +1,100 @@
+"""2D-RoPE branching: the questions of a group are branches side by side after the shared context (the trunk),
+all decoded together, one forward per step, the trunk's KV shared (``methods/branch2d``).
+
+``strategies=[branch2d] checkpoints.branch2d=<dir>`` decodes with a model trained by ``method=branch2d`` (its rope
+channels from the saved config, its layout from ``method.yaml``). Without a checkpoint it decodes with the run's
+own model patched with the channels and layout of this strategy's config: the untrained patched baseline. The
+patch is applied in place; that leaves every other strategy of the run unchanged, because the patched model given
+ordinary 1D ``position_ids`` is bit-identical to the unpatched one (tested).
+
+Besides answers it records the branch-collapse diagnostic per group (``extra.collapse_sum`` over
+``extra.collapse_groups`` groups with >= 2 answered branches: mean pairwise cosine of the branches' final hidden
+states), computed after the timed decode so it does not count in the strategy's cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.config import ConfigError
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.decoding import SamplingSettings, split_shared_prefix
+from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
+from parallel_decoding.strategies.finetuned import _DTYPE_NAMES
+from parallel_decoding.strategies.prompts import single_question_messages
+
+
+class Branch2DStrategy(Strategy):
+    requires_model_internals = True  # 2D positions, custom 4D masks and a shared KV cache: in-process HF only
+
+    def __init__(self, name: str, checkpoint: str | None = None, mask: str = "isolated", align: str = "left",
+                 x_stride: int = 32, rope: dict[str, Any] | None = None, collapse_diagnostic: bool = True) -> None:
+        from parallel_decoding.methods.branch2d.data import LayoutSettings
+
+        super().__init__(name)
+        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
+        if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
+            raise ConfigError(f"checkpoints.branch2d={checkpoint} is not a saved model directory (no config.json); "
+                              f"pass <branch2d train run dir>/model")
+        self.layout_settings = LayoutSettings(mask=mask, align=align, x_stride=x_stride)
+        self.rope = dict(rope or {})
+        self.collapse_diagnostic = collapse_diagnostic
+        self._backend: HFBackend | None = None
+        self._last: tuple[list[int], list[list[int]], list[list[int]]] | None = None
+
+    def backend_for(self, base: HFBackend) -> HFBackend:
+        from parallel_decoding.methods.base import load_trained, read_method_record
+        from parallel_decoding.methods.branch2d.rope import apply_interleaved_2d_rope, patched_channels
+
+        if self._backend is not None:
+            return self._backend
+        if self.checkpoint is not None:
+            model = base.bundle.model
+            bundle = load_trained(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+                                  device=str(base.bundle.device),
+                                  attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            if patched_channels(bundle.model) is None:
+                raise ConfigError(f"checkpoints.branch2d={self.checkpoint} has no Interleaved2DRoPE patch in its "
+                                  f"config: it was not trained with method=branch2d")
+            layout = (read_method_record(self.checkpoint).get("config") or {}).get("layout")
+            if layout:  # decode with the layout the model was trained on
+                self.layout_settings = replace(self.layout_settings, **layout)
+            self._backend = HFBackend(bundle, base.settings)
+            self._backend.warmup()
+        else:
+            if patched_channels(base.model) is None:
+                apply_interleaved_2d_rope(base.model, self.rope.get("x_channels"), self.rope.get("y_channels"))
+            self._backend = base
+        return self._backend
+
+    def run(self, group: QuestionGroup, backend: HFBackend) -> GroupOutcome:
+        backend = self.backend_for(backend)
+        outcome = super().run(group, backend)
+        if self.collapse_diagnostic and self._last is not None:
+            from parallel_decoding.methods.branch2d.decoder import branch_collapse
+
+            prefix, prompts, outputs = self._last
+            s = self.layout_settings
+            value = branch_collapse(backend.model, prefix, prompts, outputs, s.mask, s.align, s.x_stride)
+            if value is not None:
+                outcome.extra.update(collapse_sum=value, collapse_groups=1)
+        return outcome
+
+    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+        from parallel_decoding.methods.branch2d.decoder import branch_generate
+
+        prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
+        prefix, branches = split_shared_prefix(prompts)
+        settings, s = backend.settings, self.layout_settings
+        result = branch_generate(
+            backend.model, prefix, branches, mask=s.mask, align=s.align, x_stride=s.x_stride,
+            tokenizer=backend.tokenizer, pad_token_id=backend.tokenizer.pad_token_id,
+            max_new_tokens=settings.max_new_tokens, stop_token_ids=backend.stop_token_ids,
+            sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
+        )
+        backend.record(prompts, result.sequences, calls=1)
+        self._last = (prefix, branches, result.sequences)
+        return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(group.questions, result.sequences)]
