@@ -18,6 +18,8 @@ REDACTED = "<redacted>"
 SECRET_KEY = re.compile(r"(?:^|[_-])(?:api[_-]?key|access[_-]?key|token|secret|password|passwd|credentials?)(?:$|[_-])",
                         re.IGNORECASE)
 SECRET_ENV = re.compile(r"(_TOKEN|_KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+# ``api_key_env: OPENAI_API_KEY`` names the variable that holds a key, which is not itself a secret.
+NAMES_A_VARIABLE = re.compile(r"[_-]env(?:[_-]?var)?$", re.IGNORECASE)
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") are settings, and masking them would garble text
 
 
@@ -26,6 +28,10 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     values = {v for k, v in environ.items() if SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LENGTH}
     return sorted(values, key=len, reverse=True)
+
+
+def is_secret_key(key: Any) -> bool:
+    return isinstance(key, str) and bool(SECRET_KEY.search(key)) and not NAMES_A_VARIABLE.search(key)
 
 
 def mask_text(text: str, secrets: list[str] | None = None) -> str:
@@ -39,8 +45,8 @@ def redact(value: Any, secrets: list[str] | None = None) -> Any:
     """A copy of a plain container (dicts, lists, scalars) with secrets masked."""
     secrets = secret_values() if secrets is None else secrets
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "")
-                    else redact(v, secrets)) for k, v in value.items()}
+        return {k: (REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, secrets))
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v, secrets) for v in value)
     if isinstance(value, str):

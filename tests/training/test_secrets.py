@@ -20,6 +20,14 @@ def test_secret_keys_and_env_secret_values_are_masked(monkeypatch):
     assert "hf_secret_abc" in secret_values() and "secret-xyz-123" in secret_values()
 
 
+def test_the_name_of_a_key_variable_is_kept_but_its_value_is_not(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef")
+    clean = redact({"backend": {"api_key_env": "OPENAI_API_KEY", "api_key": "sk-live-abcdef"},
+                    "judge": {"api_key_env": "sk-live-abcdef"}})
+    assert clean["backend"] == {"api_key_env": "OPENAI_API_KEY", "api_key": REDACTED}
+    assert clean["judge"]["api_key_env"] == REDACTED  # a key pasted where its name belongs is still masked
+
+
 def test_log_records_are_masked(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_abc")
     records = []
