@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 METHOD_FILE = "method.yaml"  # written beside the HF files of every exported model
 
 
-class TrainableMethod(L.LightningModule):
+class TrainableMethod(L.LightningModule, ABC):
     def __init__(
         self,
         bundle: ModelBundle,
@@ -84,12 +85,13 @@ class TrainableMethod(L.LightningModule):
         """Wrap or patch the loaded model before training (LoRA adapters, position patches...)."""
         return model
 
+    @abstractmethod
     def collator(self) -> MethodCollator:
-        raise NotImplementedError
+        """Turns the datamodule's question groups into this method's training batches."""
 
+    @abstractmethod
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """Mean loss over the batch's targets, and how many targets it averaged."""
-        raise NotImplementedError
 
     # -- training --------------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -202,6 +204,12 @@ class TrainableMethod(L.LightningModule):
         model = self.export_model()
         model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
+        self.write_method_record(directory, metadata)
+        return directory
+
+    def write_method_record(self, directory: Path, metadata: dict[str, Any] | None = None) -> None:
+        """``method.yaml``: which method and class wrote the directory, on which base model, with what config
+        (``load_exported`` and the strategies read it back)."""
         record = {
             "method": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
@@ -212,7 +220,6 @@ class TrainableMethod(L.LightningModule):
             **(metadata or {}),
         }
         (directory / METHOD_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
-        return directory
 
     @classmethod
     def load_exported(cls, directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",

@@ -24,9 +24,8 @@ from parallel_decoding.decoding import PAD, split_shared_prefix
 from parallel_decoding.methods.branch2d.decoder import branch_inputs, final_layout
 from parallel_decoding.methods.branch2d.layout import Branch2DSlots, BranchLayout
 from parallel_decoding.methods.branch2d.rope import stack_positions
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, answer_target, chat_prompt_ids
+from parallel_decoding.methods.sft.collator import IGNORE_INDEX, ChatCollator, answer_ids, chat_prompt_ids
 from parallel_decoding.strategies.prompts import single_question_messages
-from parallel_decoding.training.datamodule import MethodCollator
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,7 @@ def group_prompts(tokenizer: PreTrainedTokenizerBase, group: QuestionGroup, enab
 def build_example(tokenizer: PreTrainedTokenizerBase, group: QuestionGroup, settings: LayoutSettings,
                   enable_thinking: bool = False) -> Branch2DExample:
     prefix, prompts = group_prompts(tokenizer, group, enable_thinking)
-    answers = []
-    for question in group.questions:
-        answer = next(a for a in question.answers if a.strip())
-        answers.append(list(tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]) +
-                       [tokenizer.eos_token_id])
+    answers = [answer_ids(tokenizer, question) for question in group.questions]
     layout = final_layout(len(prefix), prompts, answers, settings.mask, settings.align, settings.x_stride)
     ids, targets = list(prefix), [IGNORE_INDEX] * len(prefix)
     for prompt, answer in zip(prompts, answers):
@@ -85,17 +80,11 @@ def visibility(slots: Branch2DSlots, settings: LayoutSettings) -> torch.Tensor:
     return rule.visible(slots, slots, torch.arange(slots.length).expand(slots.rows, -1))
 
 
-class Branch2DCollator(MethodCollator):
+class Branch2DCollator(ChatCollator):
     def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: LayoutSettings | None = None,
                  enable_thinking: bool = False, max_length: int = 2048) -> None:
-        super().__init__()
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token to end answers with")
-        self.tokenizer = tokenizer
+        super().__init__(tokenizer, enable_thinking, max_length)
         self.settings = settings or LayoutSettings()
-        self.enable_thinking = enable_thinking
-        self.max_length = max_length
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def examples(self, group: QuestionGroup) -> list[Branch2DExample]:
         example = build_example(self.tokenizer, group, self.settings, self.enable_thinking)

@@ -16,9 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.methods.crossbatch.model import IGNORE_INDEX, left_padded_positions
-from parallel_decoding.methods.sft.collator import answer_target, chat_prompt_ids
-from parallel_decoding.strategies.prompts import single_question_messages
-from parallel_decoding.training.datamodule import MethodCollator
+from parallel_decoding.methods.sft.collator import ChatCollator, answer_ids
 
 
 @dataclass(frozen=True)
@@ -34,24 +32,16 @@ class CrossBatchExample:
     rows: tuple[CrossBatchRow, ...]
 
 
-class CrossBatchCollator(MethodCollator):
+class CrossBatchCollator(ChatCollator):
     def __init__(self, tokenizer: PreTrainedTokenizerBase, enable_thinking: bool = False, max_length: int = 1024,
                  max_answer_tokens: int = 32) -> None:
-        super().__init__()
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token to end answers with")
-        self.tokenizer = tokenizer
-        self.enable_thinking = enable_thinking
-        self.max_length = max_length
+        super().__init__(tokenizer, enable_thinking, max_length)
         self.max_answer_tokens = max_answer_tokens
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def row(self, group: QuestionGroup, question_index: int) -> CrossBatchRow | None:
         question = group.questions[question_index]
-        prompt = chat_prompt_ids(self.tokenizer, single_question_messages(group, question), self.enable_thinking)
-        answer = next(a for a in question.answers if a.strip())
-        target = list(self.tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"])
-        target.append(self.tokenizer.eos_token_id)
+        prompt = self.prompt_ids(group, question)
+        target = answer_ids(self.tokenizer, question)
         if len(target) > self.max_answer_tokens:
             self.skip(f"answer longer than max_answer_tokens={self.max_answer_tokens}")
             return None

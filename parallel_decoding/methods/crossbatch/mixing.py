@@ -23,6 +23,7 @@ KV cache.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -129,7 +130,7 @@ class MixingGate(nn.Module):
         return torch.sigmoid(self.down(F.gelu(self.up(torch.cat([nh, na, nh * na], dim=-1)))))
 
 
-class _Mixing(nn.Module):
+class _Mixing(nn.Module, ABC):
     """Shared by both mixers: the message ``a`` is computed by the subclass, injected by scale or gate."""
 
     def __init__(self, config: MixerConfig) -> None:
@@ -140,11 +141,18 @@ class _Mixing(nn.Module):
         else:
             self.gate = MixingGate(config.hidden_size, config.gate_bias_init)
 
+    @abstractmethod
     def message(self, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """What each row receives from its siblings (``allowed[i, j]``: row i may read row j)."""
+
+    @abstractmethod
+    def _weights(self, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Row-to-row weights where ``allowed``; zero elsewhere."""
 
     def weights(self, h: torch.Tensor, group_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Mixing weights (``[..., heads, rows, rows]`` for attention, ``[..., rows, rows]`` for the embedding
+        mixer), for inspection and tests: zero outside a group, on the diagonal and from inactive rows."""
+        return self._weights(h.to(self.anchor.dtype), sibling_mask(group_ids, active))
 
     def forward(self, h: torch.Tensor, group_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         dtype = h.dtype
@@ -160,6 +168,7 @@ class _Mixing(nn.Module):
 
     @property
     def anchor(self) -> torch.Tensor:
+        """A weight whose dtype the mixing runs in (hidden states are cast to it and back)."""
         return next(self.parameters())
 
 
@@ -196,10 +205,6 @@ class CrossBatchAttention(_Mixing):
             allowed = allowed & (ranked >= kth)
         return masked_softmax(scores, allowed.expand_as(scores)).to(h.dtype)
 
-    def weights(self, h: torch.Tensor, group_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention weights ``[..., heads, rows, rows]`` (for inspection and tests)."""
-        return self._weights(h.to(self.anchor.dtype), sibling_mask(group_ids, active))
-
     def message(self, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         weights = self._weights(h, allowed)
         mixed = weights @ self._heads(self.v_proj(h))  # [..., heads, rows, head_dim]
@@ -223,10 +228,6 @@ class CrossBatchEmbeddingMixer(_Mixing):
         z = F.normalize(self.sim_proj(h), dim=-1)
         scores = z @ z.transpose(-1, -2) / self.config.temperature
         return masked_softmax(scores, allowed).to(h.dtype)
-
-    def weights(self, h: torch.Tensor, group_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """Mixing weights ``[..., rows, rows]``."""
-        return self._weights(h.to(self.anchor.dtype), sibling_mask(group_ids, active))
 
     def message(self, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         return self._weights(h, allowed) @ self.v_proj(h)

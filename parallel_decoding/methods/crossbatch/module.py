@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
@@ -163,16 +162,7 @@ class CrossBatchMethod(TrainableMethod):
         directory = Path(directory)
         save_checkpoint(directory, self.model, self.variant.name, self.base_model_name, self.tokenizer,
                         self.lora_settings)
-        record = {
-            "method": self.name,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "base_model": self.base_model_name,
-            "enable_thinking": self.enable_thinking,
-            "eval_strategy": self.eval_strategy_name,
-            "config": self.method_config,
-            **(metadata or {}),
-        }
-        (directory / METHOD_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
+        self.write_method_record(directory, metadata)
         if self.publish_dir is not None:
             publish(directory, self.publish_dir)
             log.info("cross-batch checkpoint published to %s (evaluate auto_checkpoints=true finds it)",

@@ -18,9 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.decoding import PAD, InSequenceLayout, Slots, split_shared_prefix
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, answer_target, chat_prompt_ids
+from parallel_decoding.methods.sft.collator import IGNORE_INDEX, ChatCollator, answer_ids, chat_prompt_ids
 from parallel_decoding.strategies.prompts import single_question_messages
-from parallel_decoding.training.datamodule import MethodCollator
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,7 @@ def build_example(tokenizer: PreTrainedTokenizerBase, group: QuestionGroup, enab
     prefix, suffixes = split_shared_prefix(prompts)
     branches, answer_from = [], []
     for question, suffix in zip(group.questions, suffixes):
-        answer = next(a for a in question.answers if a.strip())
-        target = list(tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]) + \
-            [tokenizer.eos_token_id]
+        target = answer_ids(tokenizer, question)
         branches.append(suffix + target)
         answer_from.append(len(suffix))
     layout = InSequenceLayout(len(branches))
@@ -66,16 +63,10 @@ def visibility(branch: torch.Tensor) -> torch.Tensor:
     return InSequenceLayout(1).visible(table, table, torch.arange(length).expand(rows, -1))
 
 
-class InSequenceCollator(MethodCollator):
+class InSequenceCollator(ChatCollator):
     def __init__(self, tokenizer: PreTrainedTokenizerBase, enable_thinking: bool = False,
                  max_length: int = 2048) -> None:
-        super().__init__()
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token to end answers with")
-        self.tokenizer = tokenizer
-        self.enable_thinking = enable_thinking
-        self.max_length = max_length
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        super().__init__(tokenizer, enable_thinking, max_length)
 
     def examples(self, group: QuestionGroup) -> list[InSequenceExample]:
         example = build_example(self.tokenizer, group, self.enable_thinking)

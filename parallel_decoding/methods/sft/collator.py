@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.strategies.prompts import single_question_messages
 from parallel_decoding.training.datamodule import MethodCollator
 
@@ -42,7 +42,17 @@ def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict]
     return list(ids)
 
 
-class SFTCollator(MethodCollator):
+def answer_ids(tokenizer: PreTrainedTokenizerBase, question: Question) -> list[int]:
+    """The ids a model is taught to write for ``question``: its first gold answer in answer tags, then EOS (SQuAD
+    lists the same span several times; one target is enough)."""
+    answer = next(a for a in question.answers if a.strip())
+    return list(tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+
+
+class ChatCollator(MethodCollator):
+    """What every method that trains on chat prompts + tagged answers shares: tokenizer, thinking switch, length
+    cap, pad id (EOS when the tokenizer has no pad token)."""
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, enable_thinking: bool = False, max_length: int = 1024) -> None:
         super().__init__()
         if tokenizer.eos_token_id is None:
@@ -52,12 +62,16 @@ class SFTCollator(MethodCollator):
         self.max_length = max_length
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
+    def prompt_ids(self, group: QuestionGroup, question: Question) -> list[int]:
+        """The ``batch`` strategy's prompt for one question, as ``evaluate`` sends it."""
+        return chat_prompt_ids(self.tokenizer, single_question_messages(group, question), self.enable_thinking)
+
+
+class SFTCollator(ChatCollator):
     def example(self, group: QuestionGroup, question_index: int) -> SFTExample | None:
         question = group.questions[question_index]
-        prompt = chat_prompt_ids(self.tokenizer, single_question_messages(group, question), self.enable_thinking)
-        answer = next(a for a in question.answers if a.strip())  # SQuAD lists the same span several times
-        target = self.tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]
-        target = list(target) + [self.tokenizer.eos_token_id]
+        prompt = self.prompt_ids(group, question)
+        target = answer_ids(self.tokenizer, question)
         if len(prompt) + len(target) > self.max_length:
             self.skip(f"longer than max_length={self.max_length}")
             return None
