@@ -101,7 +101,11 @@ def test_view_renders_to_png_in_headless_chromium(tmp_path):
     png = tmp_path / "g.png"
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
                     "--window-size=1000,700", path.as_uri()], check=True, capture_output=True, timeout=120)
-    header = png.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    assert (width, height) == (1000, 700)
+    from matplotlib.image import imread
+
+    pixels = (imread(png)[..., :3] * 255).round().astype(int)
+    assert pixels.shape[:2] == (700, 1000)
+    colours = {tuple(p) for p in pixels.reshape(-1, 3)}
+    # the drawn page, not a blank one: the fills of the correct node (Q1) and of the wrong ones (Q2, Q3)
+    for fill in (CORRECT[0], WRONG[0]):
+        assert tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5)) in colours, fill
