@@ -17,7 +17,10 @@ which would hide most of it.
 
 Writes ``shared_prefix.json`` (per strategy and G: mean latency per group, tokens/s, peak memory growth,
 ratios to independent and batch, whether every answer equals independent's) and ``shared_prefix.png``
-(latency vs G) in ``--out``; prints a Markdown table.
+(latency vs G) in ``--out``; prints a Markdown table. Also the *prefill bound* per G: the prompt tokens
+``independent`` sends over the distinct ones (shared prefix once + each question's own suffix), i.e. the speed-up
+that computing the prefix once could give if decoding were free. Where prefill is compute-bound (a CPU) and an
+N-row decode step costs more than a 1-row step, no shared-prefix strategy can beat it.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ def timing_worker(args: argparse.Namespace) -> dict:
             runs[strategy.name].append({"group": group.id, "latency_s": outcome.efficiency.latency_s,
                                         "generated_tokens": outcome.efficiency.generated_tokens,
                                         "forward_passes": outcome.efficiency.forward_passes,
+                                        "prompt_tokens": outcome.efficiency.prompt_tokens,
+                                        "dedup_prompt_tokens": outcome.efficiency.dedup_prompt_tokens,
                                         "answers": [p.raw_output for p in outcome.predictions]})
     return {"group_size": args.group_size, "threads": threads, "runs": runs}
 
@@ -135,6 +140,12 @@ def summarize(timings: list[dict], memory: list[dict]) -> dict:
             }
     for size, row in table.items():
         reference = row.get("independent")
+        if reference is not None:
+            runs = next(item["runs"]["independent"] for item in timings if str(item["group_size"]) == size)
+            # prompt tokens as sent one by one / distinct prompt tokens: the speed-up sharing the prefix could give
+            # if decoding cost nothing (prefill cost taken as proportional to tokens)
+            reference["prefill_bound"] = round(sum(r["prompt_tokens"] for r in runs)
+                                               / sum(r["dedup_prompt_tokens"] for r in runs), 2)
         for name, cell in row.items():
             for base in ("independent", "batch"):
                 if base in row:
@@ -146,6 +157,7 @@ def summarize(timings: list[dict], memory: list[dict]) -> dict:
 def markdown(table: dict) -> str:
     lines = ["| G | strategy | latency / group (s) | tokens/s | peak RSS growth (MB) | vs independent | vs batch "
              "| answers = independent |", "|---|---|---|---|---|---|---|---|"]
+    bounds = []
     for size in sorted(table, key=int):
         for name in STRATEGIES + OPTIONAL:
             cell = table[size].get(name)
@@ -155,6 +167,11 @@ def markdown(table: dict) -> str:
             lines.append(f"| {size} | {name} | {cell['latency_s']:.2f} | {cell['tokens_per_s']:.1f} | "
                          f"{cell['peak_rss_growth_mb']} | {cell.get('speedup_vs_independent', '-')}x | "
                          f"{cell.get('speedup_vs_batch', '-')}x | {same} |")
+            if "prefill_bound" in cell:
+                bounds.append(f"G={size}: {cell['prefill_bound']}x")
+    if bounds:
+        lines += ["", "Prefill bound (prompt tokens sent one by one / distinct prompt tokens: the most sharing the "
+                  "prefix can save when decoding is free): " + ", ".join(bounds)]
     return "\n".join(lines)
 
 

@@ -7,20 +7,29 @@ own model patched with the channels and layout of this strategy's config: the un
 patch is applied in place; that leaves every other strategy of the run unchanged, because the patched model given
 ordinary 1D ``position_ids`` is bit-identical to the unpatched one (tested).
 
+With ``trunk=context_first_question`` (the layout's ``trunk``; a checkpoint's ``method.yaml`` decides) a group is
+answered in two stages: stage 1 answers Q1 alone by ordinary causal decoding (``backend.generate`` on Q1's
+single-question prompt: the patched model under plain 1D positions, i.e. exactly the ``independent`` strategy's
+answer); stage 2 builds the trunk from Q1's prompt, the *generated* A1 and the start of the next user turn
+(``methods/branch2d/data.first_question_layout``, as training lays it out) and decodes Q2..Qn as branches. Stage 2
+prefills the whole trunk again, context included (HF ``generate`` keeps no reusable cache); both stages are counted
+in the cost.
+
 Besides answers it records the branch-collapse diagnostic per group (``extra.collapse_sum`` over
-``extra.collapse_groups`` groups with >= 2 answered branches: mean pairwise cosine of the branches' final hidden
-states), computed after the timed decode so it does not count in the strategy's cost.
+``extra.collapse_groups`` groups with >= 2 answered branches, stage 2's with the first-question trunk: mean pairwise
+cosine of the branches' final hidden states), computed after the timed decode so it does not count in the
+strategy's cost.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
-from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.decoding import SamplingSettings, split_shared_prefix
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.finetuned import _DTYPE_NAMES
@@ -31,7 +40,8 @@ class Branch2DStrategy(Strategy):
     requires_model_internals = True  # 2D positions, custom 4D masks and a shared KV cache: in-process HF only
 
     def __init__(self, name: str, checkpoint: str | None = None, mask: str = "isolated", align: str = "left",
-                 x_stride: int = 32, rope: dict[str, Any] | None = None, collapse_diagnostic: bool = True) -> None:
+                 x_stride: int = 32, rope: dict[str, Any] | None = None, collapse_diagnostic: bool = True,
+                 trunk: str = "context") -> None:
         from parallel_decoding.methods.branch2d.data import LayoutSettings
 
         super().__init__(name)
@@ -39,7 +49,7 @@ class Branch2DStrategy(Strategy):
         if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
             raise ConfigError(f"checkpoints.branch2d={checkpoint} is not a saved model directory (no config.json); "
                               f"pass <branch2d train run dir>/model")
-        self.layout_settings = LayoutSettings(mask=mask, align=align, x_stride=x_stride)
+        self.layout_settings = LayoutSettings(mask=mask, align=align, x_stride=x_stride, trunk=trunk)
         self.rope = dict(rope or {})
         self.collapse_diagnostic = collapse_diagnostic
         self._backend: HFBackend | None = None
@@ -84,10 +94,32 @@ class Branch2DStrategy(Strategy):
         return outcome
 
     def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
-        from parallel_decoding.methods.branch2d.decoder import branch_generate
-
+        self._last = None
+        if self.layout_settings.trunk == "context_first_question":
+            return self._answer_after_first(group, backend)
         prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
         prefix, branches = split_shared_prefix(prompts)
+        return self._answer_branches(group.questions, prefix, branches, backend)
+
+    def _answer_after_first(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+        """Stage 1: Q1 alone (causal, 1D positions); stage 2: Q2..Qn as branches after context + Q1 + A1."""
+        from parallel_decoding.methods.branch2d.data import first_question_layout
+
+        first = group.questions[0]
+        [answer] = backend.generate([backend.chat_ids(single_question_messages(group, first))])
+        predictions = [prediction_from_output(first.id, backend.decode(answer))]
+        if len(group.questions) == 1:
+            return predictions
+        # the trunk holds A1 closed by EOS, as in training (a budget-cut answer or another stop token included)
+        closed = (answer[:-1] if answer and answer[-1] in backend.stop_token_ids else answer) + \
+            [backend.tokenizer.eos_token_id]
+        trunk, branches, _ = first_question_layout(backend.tokenizer, group, closed, backend.bundle.enable_thinking)
+        return predictions + self._answer_branches(group.questions[1:], trunk, branches, backend)
+
+    def _answer_branches(self, questions: Sequence[Question], prefix: list[int], branches: list[list[int]],
+                         backend: HFBackend) -> list[QuestionPrediction]:
+        from parallel_decoding.methods.branch2d.decoder import branch_generate
+
         settings, s = backend.settings, self.layout_settings
         result = branch_generate(
             backend.model, prefix, branches, mask=s.mask, align=s.align, x_stride=s.x_stride,
@@ -95,6 +127,6 @@ class Branch2DStrategy(Strategy):
             max_new_tokens=settings.max_new_tokens, stop_token_ids=backend.stop_token_ids,
             sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
         )
-        backend.record(prompts, result.sequences, calls=1)
+        backend.record([prefix + b for b in branches], result.sequences, calls=1)
         self._last = (prefix, branches, result.sequences)
-        return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(group.questions, result.sequences)]
+        return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(questions, result.sequences)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from parallel_decoding.benchmarks.shared_prefix import markdown, plot, summarize
 
 
-def runs(latencies, answers, tokens=10):
-    return [{"group": f"g{i}", "latency_s": t, "generated_tokens": tokens, "forward_passes": 3, "answers": answers}
+def runs(latencies, answers, tokens=10, prompt_tokens=(100, 100), dedup=(40, 60)):
+    return [{"group": f"g{i}", "latency_s": t, "generated_tokens": tokens, "forward_passes": 3, "answers": answers,
+             "prompt_tokens": prompt_tokens[i % 2], "dedup_prompt_tokens": dedup[i % 2]}
             for i, t in enumerate(latencies)]
 
 
@@ -25,5 +26,8 @@ def test_summary_ratios_identity_table_and_plot(tmp_path):
     text = markdown(table)
     assert "| 8 | batch_shared | 1.00 | 10.0 | 12.5 | 5.0x | 2.0x | yes |" in text and "| NO |" in text
     assert table["8"]["batch"]["peak_rss_growth_mb"] is None
+    # pooled over groups, not a mean of per-group ratios: (100 + 100) / (40 + 60); G=1's single group: 100 / 40
+    assert table["8"]["independent"]["prefill_bound"] == 2.0 and table["1"]["independent"]["prefill_bound"] == 2.5
+    assert "prefill_bound" not in shared and "G=1: 2.5x, G=8: 2.0x" in text
     plot(table, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000

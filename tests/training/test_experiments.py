@@ -23,6 +23,7 @@ SMOKE_OVERRIDES = {
     "synthetic_branch2d": ["dataset.context_count=3"],
     "squad_branch2d": ["hardware=cpu", f"dataset.path={SQUAD_HALF_A}", "dataset.context_count=3"],
     "synthetic_llada": ["dataset.context_count=3"],
+    "synthetic_llada_smollm2": ["dataset.context_count=3"],
     "synthetic_crossbatch": [*CROSSBATCH, "dataset.context_count=3"],
     "squad_crossbatch": [*CROSSBATCH, f"dataset.path={SQUAD_HALF_A}", "dataset.context_count=3"],
     "cmb_exam_context_crossbatch": [*CROSSBATCH, "dataset.path={cmb_exam_context}", "dataset.min_questions=1"],

@@ -7,13 +7,14 @@
 
 Features: the rope patch is applied before anything else (LoRA wraps the patched model), with the channel set of
 ``method.rope`` recorded in the model config, so the exported directory restores it; one training example per
-question group (trunk = shared context, branches = questions, ``data.py``) with loss only on answer tokens, each
-the same branch's next token (the in-sequence loss of ``methods/inseq``, which takes the stacked 2D positions
+question group (trunk = shared context, or with ``layout.trunk=context_first_question`` context + Q1 + A1 with A1
+supervised causally; branches = the other questions, ``data.py``) with loss only on answer tokens, each the same
+branch's next token (the in-sequence loss of ``methods/inseq``, which takes the stacked 2D positions
 unchanged); full or LoRA fine-tuning with sft's keys (``method.lora.*``, same code); validation answers with the
 ``branch2d`` strategy (parallel branch decoding on the current weights), so ``val/em`` is what ``evaluate``
 reports; the branch-collapse diagnostic (mean pairwise cosine of the branches' final hidden states) is logged as
 ``train/collapse`` every ``collapse_every_n_steps`` and as ``val/collapse``; ``method.yaml`` records the layout
-(mask, alignment, stride) the strategy then decodes with.
+(mask, alignment, stride, trunk) the strategy then decodes with.
 """
 
 from __future__ import annotations

@@ -16,6 +16,12 @@ no renaming, and ``compare`` can check it name by name. What changes is ``forwar
 - **Mask token.** ``config.mask_token_id`` is an id the tokenizer never produces: for Qwen3, the first unused
   embedding row past the 151,669 real tokens; for a vocabulary with no spare row (SmolLM2), one new row is
   added by ``resize_token_embeddings`` during conversion.
+- **Shift** (``config.shift_logits``, Dream / DiffuLLaMA). A causal checkpoint was pretrained so that hidden
+  state i predicts token i + 1; LLaDA, trained from scratch, predicts token i from state i. With the flag,
+  position i's logits come from state i - 1, so a converted pretrained model keeps what it learned and needs far
+  less fine-tuning. A row's first real position (0, or the first after left padding) has no previous state
+  and uses its own, which keeps left padding invisible. The shift is applied before ``logits_positions``
+  selects, so losses and the sampler follow it without knowing.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Qwen3DiffusionConfig(Qwen3Config):
     model_type = "qwen3_diffusion"
     mask_token_id: int | None = None  # the [MASK] id: an embedding row no text ever tokenizes to
     real_vocab_size: int | None = None  # len(tokenizer) at conversion: ids >= this are never real text
+    shift_logits: bool = False  # position i predicted from hidden state i - 1 (AR-initialised, Dream)
 
 
 @strict
@@ -47,6 +54,7 @@ class LlamaDiffusionConfig(LlamaConfig):
     model_type = "llama_diffusion"
     mask_token_id: int | None = None
     real_vocab_size: int | None = None
+    shift_logits: bool = False
 
 
 @dataclass
@@ -82,6 +90,31 @@ def additive_attention_mask(batch: int, q_len: int, kv_len: int, dtype: torch.dt
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids that start at 0 at each row's first real token (left padding gets 0)."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def shifted_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None, past: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(states, missing)``: for every query position i the hidden state of position i - 1, or its own where
+    the previous key is not a real token (sequence start, left padding); ``missing`` [B] marks rows whose first
+    query position needs the state of a cached position, which ``hidden`` does not hold.
+
+    ``attention_mask`` spans the ``past + Q`` keys (1 = real), as in ``forward``.
+    """
+    batch, q_len = hidden.shape[:2]
+    if attention_mask is None:
+        previous_real = torch.ones(batch, q_len, dtype=torch.bool, device=hidden.device)
+        if past == 0:
+            previous_real[:, 0] = False
+    else:
+        keys = attention_mask.to(device=hidden.device, dtype=torch.bool)
+        if past:
+            previous_real = keys[:, past - 1:past - 1 + q_len]
+        else:
+            previous_real = torch.cat([torch.zeros_like(keys[:, :1]), keys[:, :q_len - 1]], dim=1)
+    states = torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)
+    states = torch.where(previous_real[..., None], states, hidden)
+    missing = previous_real[:, 0] if past else torch.zeros(batch, dtype=torch.bool, device=hidden.device)
+    return states, missing
 
 
 def check_attention(config: Any) -> None:
@@ -123,7 +156,9 @@ class MaskedDiffusionMixin:
         and training only needs the masked positions.
 
         With ``cache`` (a KV cache of earlier positions), ``attention_bias`` and ``attention_mask`` span the keys
-        ``cached + Q``; ``position_ids`` must then be given.
+        ``cached + Q``; ``position_ids`` must then be given. With ``config.shift_logits`` the first query position
+        would need the state of the last cached one, which is not kept: selecting it raises ``ValueError`` (start
+        the query one position earlier, as the sampler does).
         """
         if kwargs.pop("labels", None) is not None:
             raise TypeError("the diffusion model computes no loss from labels; see methods.llada.losses")
@@ -143,6 +178,18 @@ class MaskedDiffusionMixin:
             cache = DynamicCache(config=self.config)
         hidden = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, cache=cache,
                             use_cache=use_cache, **kwargs).last_hidden_state
+        if getattr(self.config, "shift_logits", False):
+            hidden, missing = shifted_hidden(hidden, attention_mask, past)
+            if logits_positions is None:
+                selected = torch.ones_like(missing)
+            elif isinstance(logits_positions, torch.Tensor):
+                selected = logits_positions[:, 0].to(device=missing.device, dtype=torch.bool)
+            else:
+                selected = torch.full_like(missing, 0 in range(q_len)[logits_positions])
+            if (missing & selected).any():
+                raise ValueError(f"shift_logits: query position 0 (sequence position {past}) is predicted from "
+                                 f"the hidden state of position {past - 1}, which is in the cache and not "
+                                 "recomputed; start the query one position earlier or do not select it")
         if logits_positions is not None:
             hidden = hidden[logits_positions] if isinstance(logits_positions, torch.Tensor) \
                 else hidden[:, logits_positions]
@@ -194,13 +241,18 @@ def choose_mask_token_id(tokenizer: PreTrainedTokenizerBase, embedding_rows: int
 
 
 def convert_causal_to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                                mask_token_id: int | None = None) -> PreTrainedModel:
+                                mask_token_id: int | None = None, shift_logits: bool = False) -> PreTrainedModel:
     """The diffusion model holding ``model``'s weights, unchanged (its tensors are taken over, not copied).
 
     Names match one to one (strict load). The only possible change is extra embedding rows when the
-    vocabulary has no unused id for ``[MASK]``; the existing rows are kept as they are.
+    vocabulary has no unused id for ``[MASK]``; the existing rows are kept as they are. ``shift_logits``: keep
+    the causal checkpoint's next-token reading (see the module docstring); the flag lives in the config. An
+    already-diffusion ``model`` is returned as is: its own config decides, and asking to shift an unshifted one
+    is refused (its weights were trained to read position i from state i).
     """
     if is_diffusion_model(model):
+        if shift_logits and not model.config.shift_logits:
+            raise ConfigError("shift_logits=True for a diffusion model trained without the shift")
         return model
     model_type = model.config.model_type
     if model_type not in DIFFUSION_CLASSES:
@@ -220,7 +272,8 @@ def convert_causal_to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTok
         model.resize_token_embeddings(needed, mean_resizing=True)
     values = {k: v for k, v in model.config.to_dict().items()
               if k not in ("model_type", "transformers_version", "architectures", "dtype", "torch_dtype")}
-    config = config_cls(**values, mask_token_id=int(mask_token_id), real_vocab_size=real)
+    config = config_cls(**values, mask_token_id=int(mask_token_id), real_vocab_size=real,
+                        shift_logits=bool(shift_logits))
     config._attn_implementation = getattr(model.config, "_attn_implementation", None) or "sdpa"
     config.dtype = model.dtype
     with torch.device("meta"):

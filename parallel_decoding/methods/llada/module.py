@@ -3,14 +3,16 @@
     python -m parallel_decoding.train method=llada model=tiny_qwen3 dataset=synthetic +experiment=synthetic_llada
     python -m parallel_decoding.train method=llada method.mode=pretrain data._target_=parallel_decoding.methods.llada.data.LLaDADataModule
     python -m parallel_decoding.train method=llada method.init_from=<pretrained diffusion dir> ...   # SFT after pretraining
+    python -m parallel_decoding.train method=llada model=smollm2_135m method.shift_logits=true ...   # from a pretrained LM
 
 Features: conversion of the loaded causal model (weights unchanged) or a start from a diffusion directory
-(``init_from``); every noise setting of ``method.noise``; losses ``guidelines`` / ``dllm`` / ``soft_ce`` in fp32;
-the SFT prompt never noised and the loss normalised by answer length; block attention (``attention.py``);
-random-length cropping of pretraining batches; the optimizer and warmup schedule of the shared backbone
-(AdamW, or 8-bit AdamW / Lion through bitsandbytes with an AdamW fallback); validation with the ``llada``
-strategy (the sampler) on the current weights; export as an HF directory that ``evaluate
-strategies=[llada] checkpoints.llada=<dir>`` loads.
+(``init_from``), optionally shifted (``shift_logits``: position i read from hidden state i - 1, for pretrained
+causal checkpoints; the objective reads logits through ``logits_positions``, so it follows the shift); every
+noise setting of ``method.noise``; losses ``guidelines`` / ``dllm`` / ``soft_ce`` in fp32; the SFT prompt never
+noised and the loss normalised by answer length; block attention (``attention.py``); random-length cropping of
+pretraining batches; the optimizer and warmup schedule of the shared backbone (AdamW, or 8-bit AdamW / Lion
+through bitsandbytes with an AdamW fallback); validation with the ``llada`` strategy (the sampler) on the
+current weights; export as an HF directory that ``evaluate strategies=[llada] checkpoints.llada=<dir>`` loads.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class LLaDAMethod(TrainableMethod):
         noise: dict[str, Any] | None = None,
         block_attention: dict[str, Any] | None = None,
         mask_token_id: int | None = None,
+        shift_logits: bool = False,
         init_from: str | None = None,
         pretrain: dict[str, Any] | None = None,
         sft: dict[str, Any] | None = None,
@@ -71,6 +74,7 @@ class LLaDAMethod(TrainableMethod):
         attention = dict(block_attention or {})
         self.block_length = int(attention["block_length"]) if attention.get("enabled") else None
         self.mask_token_id_setting, self.init_from = mask_token_id, init_from
+        self.shift_logits_setting = bool(shift_logits)
         self.pretrain_settings = PretrainSettings(**(pretrain or {}))
         self.sft_settings = SFTSettings(**(sft or {}))
         self.sampler_overrides = dict(sampler or {})
@@ -79,10 +83,12 @@ class LLaDAMethod(TrainableMethod):
                          eval_strategy=eval_strategy,
                          config={"mode": mode, "loss": loss, "label_smoothing": label_smoothing,
                                  "noise": dict(noise or {}), "block_attention": attention,
-                                 "mask_token_id": mask_token_id, "init_from": init_from,
+                                 "mask_token_id": mask_token_id, "shift_logits": bool(shift_logits),
+                                 "init_from": init_from,
                                  "pretrain": dict(pretrain or {}), "sft": dict(sft or {}),
                                  "sampler": self.sampler_overrides})
         self.method_config["mask_token_id"] = self.mask_token_id  # the id conversion chose
+        self.method_config["shift_logits"] = bool(self.model.config.shift_logits)  # init_from's may differ
         self._collator: DiffusionCollator | None = None
 
     # -- model -----------------------------------------------------------------------------------------------
@@ -94,9 +100,12 @@ class LLaDAMethod(TrainableMethod):
             if self.mask_token_id_setting is not None and self.mask_token_id_setting != loaded.config.mask_token_id:
                 raise ConfigError(f"method.mask_token_id={self.mask_token_id_setting} but {self.init_from} was "
                                   f"trained with {loaded.config.mask_token_id}")
+            if self.shift_logits_setting and not loaded.config.shift_logits:  # the directory decides otherwise
+                raise ConfigError(f"method.shift_logits=true but {self.init_from} was trained without the shift")
             model = loaded
         else:
-            model = convert_causal_to_diffusion(model, self.tokenizer, self.mask_token_id_setting)
+            model = convert_causal_to_diffusion(model, self.tokenizer, self.mask_token_id_setting,
+                                                self.shift_logits_setting)
         if self.gradient_checkpointing:
             if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x renamed it
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

@@ -24,7 +24,10 @@ blocks then cannot influence the current one, so the forward stops at the curren
 positions before the block; the other steps of the block run only from the block on, reading that cache.
 Without block attention this is Fast-dLLM's *approximate* cache (prefix states were computed against the
 masks then present after them); with block attention the prefix never sees later positions, so the cache is
-exact and the output equals the uncached one (tested).
+exact and the output equals the uncached one (tested). A shifted model (``config.shift_logits``: position i
+read from hidden state i - 1) needs the state of the position before the block, which the cache does not hold:
+its cached steps start one position earlier (the cache then keeps only the positions before that one), and
+stay exact. Nothing else here depends on the shift: every logit comes from the model's ``forward``.
 
 ``early_stop``: once every row has a stop token in a finished block, nothing after it can change the answer
 (text after the stop token is dropped), so the remaining blocks are filled with the stop token uncomputed.
@@ -151,6 +154,7 @@ class _Forward:
         self.real_prompt = (torch.arange(length, device=x.device) < prompt_width)[None, :] & attention_mask.bool()
         self.calls = 0
         self.cache = None
+        self.shift = bool(getattr(model.config, "shift_logits", False))
 
     def _rows(self, x: torch.Tensor, first: int, stop: int) -> torch.Tensor:
         """``x[:, first:stop]``, plus its unconditional copy (real prompt tokens masked) under cfg."""
@@ -167,8 +171,9 @@ class _Forward:
         s = self.settings
         stop = end if s.block_attention else x.shape[1]
         use_cache = s.prefix_cache
+        keep = max(start - 1, 0) if self.shift else start  # cached positions: the query recomputes the rest
         if use_cache and not first_step:
-            first, cache = start, self.cache
+            first, cache = keep, self.cache
         else:
             first, cache = 0, None
         rows = self._rows(x, first, stop)
@@ -181,7 +186,7 @@ class _Forward:
         self.calls += 1
         if use_cache:  # keep only the prefix before the block: the block and what follows change every step
             self.cache = out.cache
-            surplus = self.cache.get_seq_length() - start
+            surplus = self.cache.get_seq_length() - keep
             if surplus > 0:
                 self.cache.crop(-surplus)
         logits = out.logits.float()

@@ -1,7 +1,9 @@
 """Branch2D training examples: every supervised target is the same branch's next answer token (checked on a
 hand-built group, the reference's bug §1.1), coordinates follow the layout formulas, over-long groups are skipped
 and counted, padded rows stay finite in bf16, and the layout loss equals each branch trained ALONE under its 2D
-positions (an independent, causal, one-branch-at-a-time reference)."""
+positions (an independent, causal, one-branch-at-a-time reference). With ``trunk=context_first_question`` the trunk
+is Q1's prompt + A1 + the next user turn's start (checked against the chat written out as text), A1 is supervised
+causally in the trunk, and a single-question group is exactly sft's example."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.decoding import PAD, TRUNK, additive_mask
 from parallel_decoding.methods.branch2d import (Branch2DCollator, LayoutSettings, apply_interleaved_2d_rope,
                                                 build_example)
-from parallel_decoding.methods.branch2d.data import group_prompts
+from parallel_decoding.methods.branch2d.data import first_question_layout, group_prompts
 from parallel_decoding.methods.inseq.module import in_sequence_loss
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, answer_target
+from parallel_decoding.methods.sft.collator import IGNORE_INDEX, SFTCollator, answer_target, chat_prompt_ids
+from parallel_decoding.strategies.prompts import single_question_messages
 
 HAND = QuestionGroup(
     id="hand", contexts=("Mira keeps three goats named Pip, Tor and Ulla in a blue barn near the river.",),
@@ -27,6 +30,13 @@ HAND = QuestionGroup(
                Question("q3", "Name?", ("Pip, Tor and Ulla",))))
 SETTINGS = [LayoutSettings("isolated", "left", 32), LayoutSettings("isolated", "right", 7),
             LayoutSettings("column", "right", 32)]
+FIRST = [LayoutSettings(s.mask, s.align, s.x_stride, "context_first_question") for s in SETTINGS]
+ONE = QuestionGroup(id="one", contexts=HAND.contexts, questions=HAND.questions[:1])
+
+
+def gold(tokenizer, question):
+    return tokenizer(answer_target(question.answers[0]), add_special_tokens=False)["input_ids"] + \
+        [tokenizer.eos_token_id]
 
 
 @pytest.fixture(scope="module")
@@ -65,24 +75,85 @@ def test_targets_never_span_branches_on_a_hand_built_group(tiny_qwen3, settings)
                                             ["input_ids"]) + 1 for q in HAND.questions)
 
 
-def test_over_long_groups_are_skipped_and_counted(tiny_qwen3):
+@pytest.mark.parametrize("settings", FIRST)
+def test_first_question_trunk_holds_q1_and_a1_and_supervises_them_causally(tiny_qwen3, settings):
     _, tokenizer, _ = tiny_qwen3
-    full = len(build_example(tokenizer, HAND, LayoutSettings()).input_ids)
-    collator = Branch2DCollator(tokenizer, max_length=full - 1)
+    ex = build_example(tokenizer, HAND, settings)
+    first, rest = HAND.questions[0], HAND.questions[1:]
+    q1_prompt = chat_prompt_ids(tokenizer, single_question_messages(HAND, first), False)
+    a1 = gold(tokenizer, first)
+    T = ex.prefix_len
+    trunk = list(ex.input_ids[:T])
+    assert trunk[:len(q1_prompt)] == q1_prompt and trunk[len(q1_prompt):len(q1_prompt) + len(a1)] == a1
+    assert set(ex.branch[:T]) == {TRUNK} and set(ex.branch[T:]) == set(range(len(rest)))
+    assert ex.position[:T] == ex.x[:T] == ex.column[:T] == tuple(range(T))  # the unpatched model's positions
+    # trunk targets: exactly A1's tokens (end of turn included), each the trunk's own next token
+    trunk_targets = {s: t for s, t in enumerate(ex.targets[:T]) if t != IGNORE_INDEX}
+    assert trunk_targets == {len(q1_prompt) - 1 + k: token for k, token in enumerate(a1)}
+    assert all(ex.input_ids[s + 1] == t and ex.branch[s + 1] == TRUNK for s, t in trunk_targets.items())
+    prompts = []
+    for b, question in enumerate(rest):
+        slots = [i for i, x in enumerate(ex.branch) if x == b]
+        answer = gold(tokenizer, question)
+        prompt = [ex.input_ids[s] for s in slots[:len(slots) - len(answer) + 1]]
+        prompts.append(prompt)
+        assert [ex.input_ids[s] for s in slots[len(prompt):]] == answer[:-1]  # the last token is a target only
+        # trunk + branch prompt = Q1's chat, A1, then this question as the next turn (Qwen's ChatML, written out)
+        assert tokenizer.decode(trunk + prompt) == tokenizer.decode(q1_prompt) + (
+            "<answer>three</answer><|im_end|>\n<|im_start|>user\nQuestion: " + question.text +
+            "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n")
+        sequence = prompt + answer  # this branch alone, as it would be written
+        supervised = [(i, ex.targets[s]) for i, s in enumerate(slots) if ex.targets[s] != IGNORE_INDEX]
+        assert [t for _, t in supervised] == answer
+        assert all(t == sequence[i + 1] and i + 1 >= len(prompt) for i, t in supervised)  # same branch's next
+    offsets = [0 if settings.align == "left" else max(map(len, prompts)) - len(p) for p in prompts]
+    for s in range(T, len(ex.input_ids)):
+        b = ex.branch[s]
+        y = T + offsets[b] + ex.branch[T:s].count(b)
+        assert (ex.column[s], ex.position[s], ex.x[s]) == (y, y, y + settings.x_stride * (b + 1))
+    assert sum(t != IGNORE_INDEX for t in ex.targets) == len(a1) + sum(len(gold(tokenizer, q)) for q in rest)
+
+
+def test_first_question_trunk_of_a_single_question_group_is_sfts_example(tiny_qwen3):
+    """No branch to place: the trunk alone, with sft's prompt, answer and (shifted) labels."""
+    _, tokenizer, _ = tiny_qwen3
+    ex = build_example(tokenizer, ONE, FIRST[0])
+    sft = SFTCollator(tokenizer)
+    batch = sft(sft.examples(ONE))
+    assert list(ex.input_ids) == batch["input_ids"][0].tolist()
+    assert list(ex.targets) == batch["labels"][0, 1:].tolist() + [IGNORE_INDEX]
+    assert set(ex.branch) == {TRUNK} and ex.position == ex.x == ex.column == tuple(range(len(ex.input_ids)))
+    assert ex.prefix_len == len(ex.input_ids)
+
+
+@pytest.mark.parametrize("settings", [SETTINGS[0], FIRST[0]])
+def test_over_long_groups_are_skipped_and_counted(tiny_qwen3, settings):
+    _, tokenizer, _ = tiny_qwen3
+    full = len(build_example(tokenizer, HAND, settings).input_ids)
+    collator = Branch2DCollator(tokenizer, settings, max_length=full - 1)
     assert collator.examples(HAND) == []
     assert collator.skipped == {f"longer than max_length={full - 1}": 1}
-    assert len(Branch2DCollator(tokenizer, max_length=full).examples(HAND)) == 1
+    assert len(Branch2DCollator(tokenizer, settings, max_length=full).examples(HAND)) == 1
 
 
 @torch.no_grad()
 def alone_loss(model, tokenizer, group, settings):
-    """Sum of answer-token cross-entropies, each branch run alone (trunk + branch, causal) under its 2D positions."""
-    prefix, prompts = group_prompts(tokenizer, group)
-    lengths = [len(p) for p in prompts]
+    """Sum of answer-token cross-entropies, each branch run alone (trunk + branch, causal) under its 2D positions;
+    with the first-question trunk also A1's, from the trunk alone through the model's own causal forward."""
+    questions = group.questions
     total, count = 0.0, 0
-    for b, (question, prompt) in enumerate(zip(group.questions, prompts)):
-        answer = tokenizer(answer_target(question.answers[0]), add_special_tokens=False)["input_ids"] + \
-            [tokenizer.eos_token_id]
+    if settings.trunk == "context":
+        prefix, prompts = group_prompts(tokenizer, group)
+    else:
+        a1 = gold(tokenizer, questions[0])
+        prefix, prompts, start = first_question_layout(tokenizer, group, a1)
+        questions = questions[1:]
+        logits = model(input_ids=torch.tensor([prefix]), use_cache=False).logits[0]
+        total += float(F.cross_entropy(logits[start - 1:start - 1 + len(a1)], torch.tensor(a1), reduction="sum"))
+        count += len(a1)
+    lengths = [len(p) for p in prompts]
+    for b, (question, prompt) in enumerate(zip(questions, prompts)):
+        answer = gold(tokenizer, question)
         tokens = prompt + answer[:-1]
         offset = 0 if settings.align == "left" else max(lengths) - lengths[b]
         ys = list(range(len(prefix))) + [len(prefix) + offset + i for i in range(len(tokens))]
@@ -99,10 +170,10 @@ def alone_loss(model, tokenizer, group, settings):
     return total, count
 
 
-@pytest.mark.parametrize("settings", SETTINGS[:2])
+@pytest.mark.parametrize("settings", SETTINGS[:2] + FIRST[:2])
 def test_isolated_loss_equals_each_branch_alone(patched, settings):
     model, tokenizer = patched
-    groups = [HAND, *load_synthetic(context_count=2, min_questions=2, max_questions=3, seed=4).groups]
+    groups = [HAND, ONE, *load_synthetic(context_count=2, min_questions=2, max_questions=3, seed=4).groups]
     collator = Branch2DCollator(tokenizer, settings)
     batch = collator([collator.examples(g)[0] for g in groups])  # unequal lengths: padded rows
     with torch.no_grad():
@@ -122,7 +193,7 @@ def test_padded_rows_stay_finite_in_bf16(patched):
     model, tokenizer = patched
     model = copy.deepcopy(model).to(torch.bfloat16)
     groups = [HAND, *load_synthetic(context_count=2, min_questions=2, max_questions=3, seed=4).groups]
-    for settings in SETTINGS:
+    for settings in SETTINGS + FIRST[2:]:
         collator = Branch2DCollator(tokenizer, settings)
         batch = collator([collator.examples(g)[0] for g in groups])
         assert (batch["branch"] == PAD).any()

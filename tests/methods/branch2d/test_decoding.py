@@ -7,18 +7,29 @@ written out here (not taken from BranchLayout):
   column mask predicts every generated token (incremental = full, ALGORITHMS.md §5.5). A branch's last token
   (its stop token, or the one that used up its budget) is output only: it is never run through the model, so
   no other branch sees it (training lays examples out the same way).
+
+With ``trunk=context_first_question`` the ``branch2d`` strategy's answer to Q1 is the ``independent`` strategy's,
+token for token, and its branches (Q2..) are each branch decoded ALONE after context + Q1 + that generated A1.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import pytest
 import torch
 
+from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.decoding import additive_mask
 from parallel_decoding.methods.branch2d import apply_interleaved_2d_rope, branch_generate
+from parallel_decoding.methods.branch2d.data import first_question_layout
+from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.strategies.branch2d import Branch2DStrategy
+from parallel_decoding.strategies.independent import IndependentStrategy
+from parallel_decoding.strategies.prompts import single_question_messages
 
 QWEN_TEXT_IDS = 151643
 
@@ -133,3 +144,37 @@ def test_unpatched_model_is_refused(tiny_qwen3):
     model, _, _ = tiny_qwen3
     with pytest.raises(ValueError, match="Interleaved2DRoPE"):
         branch_generate(model, [1, 2], [[3]], max_new_tokens=2)
+
+
+@pytest.mark.parametrize("align", ["left", "right"])
+def test_first_question_trunk_decodes_q1_like_independent_and_branches_alone(tiny_qwen3, patched, align):
+    model, stop_ids = patched
+    _, tokenizer, _ = tiny_qwen3
+    backend = HFBackend(ModelBundle(model, tokenizer, "tiny_qwen3"), GenerationSettings(max_new_tokens=6))
+    strategy = Branch2DStrategy("branch2d", align=align, x_stride=7, trunk="context_first_question")
+    independent = IndependentStrategy("independent")
+    groups = load_synthetic(context_count=3, min_questions=2, max_questions=4, seed=3).groups
+    groups = [*groups, dataclasses.replace(groups[0], id="one", questions=groups[0].questions[:1], dependencies=())]
+    assert max(len(g.questions) for g in groups) >= 3
+    for group in groups:
+        outcome = strategy.run(group, backend)
+        alone_answers = independent.run(group, backend).predictions
+        assert outcome.predictions[0].raw_output == alone_answers[0].raw_output
+        q1_prompt = backend.chat_ids(single_question_messages(group, group.questions[0]))
+        [a1] = backend.generate([q1_prompt])  # what independent wrote for Q1, as tokens
+        if len(group.questions) == 1:
+            assert outcome.efficiency.generate_calls == 1 and "collapse_sum" not in outcome.extra
+            continue
+        closed = (a1[:-1] if a1[-1] in stop_ids else a1) + [tokenizer.eos_token_id]
+        trunk, prompts, start = first_question_layout(tokenizer, group, closed)
+        assert trunk[:start + len(closed)] == q1_prompt + closed
+        expected = [alone(model, trunk, prompts, b, 6, stop_ids, align, 7) for b in range(len(prompts))]
+        assert strategy._last == (trunk, prompts, expected)  # stage 2: token for token
+        assert [p.raw_output for p in outcome.predictions[1:]] == [tokenizer.decode(e, skip_special_tokens=True)
+                                                                   for e in expected]
+        stats = outcome.efficiency  # both stages counted: stage 1 one forward per token, stage 2 as branch_generate
+        assert stats.generate_calls == 2
+        assert stats.forward_passes == len(a1) + 2 + max(map(len, expected)) - 1
+        assert stats.prompt_tokens == len(q1_prompt) + sum(len(trunk) + len(p) for p in prompts)
+        assert stats.generated_tokens == len(a1) + sum(map(len, expected))
+        assert ("collapse_sum" in outcome.extra) == (sum(len(e) > 0 for e in expected) >= 2)

@@ -1,7 +1,8 @@
 """``method=branch2d`` and the ``branch2d`` strategy: the patch is applied before LoRA and LoRA parameters get
 gradients, the export round-trips (same channels, same logits), the strategy decodes exactly what
 ``branch_generate`` decodes, the untrained-baseline path leaves other strategies unchanged, and the collapse
-diagnostic is logged/recorded."""
+diagnostic is logged/recorded. A model trained with ``method.layout.trunk=context_first_question`` (configs composed
+as ``train`` / ``evaluate`` compose them) is decoded by the strategy with that trunk."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import copy
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.methods.base import load_trained, read_method_record
 from parallel_decoding.methods.branch2d import (Branch2DMethod, batch_collapse, branch_generate,
                                                 mean_pairwise_cosine, patched_channels)
-from parallel_decoding.methods.branch2d.data import group_prompts
+from parallel_decoding.methods.branch2d.data import first_question_layout, group_prompts
 from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.strategies import build_strategies
 from parallel_decoding.strategies.batch import BatchStrategy
 from parallel_decoding.strategies.branch2d import Branch2DStrategy
+from parallel_decoding.strategies.prompts import single_question_messages
 from parallel_decoding.training.optim import build_optimizer
+from tests.helpers import compose_config
 
 LORA = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 
@@ -69,7 +74,7 @@ def test_export_round_trips_channels_layout_and_outputs(bundle, groups, lora, tm
     before = branch_generate(m.model, prefix, prompts, **kwargs).sequences
     m.export(tmp_path)
     record = read_method_record(tmp_path)
-    assert record["config"]["layout"] == {"mask": "column", "align": "right", "x_stride": 9}
+    assert record["config"]["layout"] == {"mask": "column", "align": "right", "x_stride": 9, "trunk": "context"}
     loaded = load_trained(tmp_path)
     assert patched_channels(loaded.model) == m.channels
     assert branch_generate(loaded.model, prefix, prompts, **kwargs).sequences == before
@@ -91,6 +96,42 @@ def test_strategy_decodes_like_branch_generate_and_records_collapse(bundle, grou
                                                            for e in expected]
     assert -1.0 <= outcome.extra["collapse_sum"] <= 1.0 and outcome.extra["collapse_groups"] == 1
     assert outcome.efficiency.forward_passes == 2 + max(len(e) for e in expected) - 1  # trunk, prompts, steps
+
+
+def test_first_question_trunk_round_trips_from_train_config_to_strategy(bundle, groups, tmp_path):
+    cfg = compose_config("train", ["method=branch2d", "model=tiny_qwen3", "method.layout.trunk=context_first_question",
+                                   "method.optimizer.lr=1e-2", "generation.max_new_tokens=5"])
+    m = instantiate(cfg.method, _partial_=True, _convert_="all")(bundle=bundle)
+    assert m.layout_settings.trunk == "context_first_question"
+    optimizer = m.optimizer_factory(m.model)  # the configured optimizer, one training step
+    collator = m.collator()
+    before = copy.deepcopy(m.model.state_dict())
+    m.training_loss(collator([collator.examples(g)[0] for g in groups]))[0].backward()
+    optimizer.step()
+    assert any(not torch.equal(before[k], v) for k, v in m.model.state_dict().items())
+    m.model.eval()
+    m.export(tmp_path)
+    assert read_method_record(tmp_path)["config"]["layout"]["trunk"] == "context_first_question"
+
+    run = compose_config("evaluate", ["model=tiny_qwen3", "strategies=[branch2d]", f"checkpoints.branch2d={tmp_path}",
+                                      "generation.max_new_tokens=5"])
+    [strategy] = build_strategies(run)
+    assert strategy.layout_settings.trunk == "context"  # its own config's default, until the checkpoint loads
+    base = HFBackend(ModelBundle(copy.deepcopy(bundle.model), bundle.tokenizer, "tiny_qwen3"),
+                     GenerationSettings(max_new_tokens=5))
+    group = max(groups, key=lambda g: len(g.questions))
+    outcome = strategy.run(group, base)
+    assert strategy.layout_settings.trunk == "context_first_question"
+    # the reference: Q1 by the trained model's plain generate, then Q2.. as branches after Q1 + that answer
+    trained = m.answering_backend()  # validation's backend and strategy, this run's layout
+    [a1] = trained.generate([trained.chat_ids(single_question_messages(group, group.questions[0]))])
+    closed = (a1[:-1] if a1[-1] in base.stop_token_ids else a1) + [bundle.tokenizer.eos_token_id]
+    trunk, prompts, _ = first_question_layout(bundle.tokenizer, group, closed)
+    rest = branch_generate(m.model, trunk, prompts, max_new_tokens=5, stop_token_ids=base.stop_token_ids).sequences
+    expected = [trained.decode(ids) for ids in [a1, *rest]]
+    assert [p.raw_output for p in outcome.predictions] == expected
+    assert outcome.efficiency.generate_calls == 2
+    assert [p.raw_output for p in m._strategy.run(group, trained).predictions] == expected  # validation too
 
 
 def test_untrained_baseline_patches_in_place_without_changing_other_strategies(bundle, groups):

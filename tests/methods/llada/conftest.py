@@ -35,6 +35,15 @@ def llada_bundle(tiny_causal) -> ModelBundle:
     return ModelBundle(model=model, tokenizer=tiny_causal.tokenizer, name="tiny_llada")
 
 
+@pytest.fixture(scope="session")
+def shifted_bundle(tiny_causal) -> ModelBundle:
+    """tiny_qwen3 converted with ``shift_logits`` (position i read from hidden state i - 1); the same weights as
+    ``llada_bundle``."""
+    model = convert_causal_to_diffusion(copy.deepcopy(tiny_causal.model), tiny_causal.tokenizer,
+                                        shift_logits=True).eval()
+    return ModelBundle(model=model, tokenizer=tiny_causal.tokenizer, name="tiny_llada_shifted")
+
+
 @pytest.fixture
 def llada_copy(llada_bundle) -> ModelBundle:
     """A copy to hand to code that changes or hooks the model (HFBackend hooks it for good)."""

@@ -1,6 +1,6 @@
 """Losses on hand-computed tiny tensors (ALGORITHMS §5.15): guidelines / dllm / soft_ce, pretraining divides
 by B*L, SFT by B and each row's answer length, the reweight cap, fp32 under bf16, an empty M gives 0; and the
-whole objective: prompt untouched, block bias passed on."""
+whole objective: prompt untouched, block bias passed on, a shifted model scored from the previous state."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from parallel_decoding.methods.llada.losses import diffusion_loss, row_denominators, scored_positions, token_losses
 from parallel_decoding.methods.llada.module import diffusion_objective
-from parallel_decoding.methods.llada.noising import NoisedBatch, NoiseSettings
+from parallel_decoding.methods.llada.noising import NoisedBatch, NoiseSettings, apply_noise
 
 LN2, LN3, LN4 = math.log(2), math.log(3), math.log(4)
 
@@ -145,3 +145,24 @@ def test_objective_passes_the_block_bias_when_block_attention_is_on():
     bias = model.seen["bias"]
     assert bias.shape == (1, 1, 8, 8)
     assert bias[0, 0, 3, 5] < -1e30 and bias[0, 0, 5, 3] == 0  # block 1 cannot see block 2; block 2 sees block 1
+
+
+def test_a_shifted_models_objective_scores_each_target_from_the_previous_state(shifted_bundle):
+    """The objective selects positions through ``logits_positions``, so a shifted model's loss is that of the
+    hidden state before each scored position (computed here from the backbone, with the objective's noise)."""
+    model = shifted_bundle.model
+    ids = torch.randint(0, 5000, (2, 10), generator=torch.Generator().manual_seed(1))
+    attention = torch.ones_like(ids)
+    answer_start = torch.tensor([3, 3])
+    with torch.no_grad():
+        loss, n = diffusion_objective(model, ids, attention, answer_start, "sft", NoiseSettings(), "guidelines",
+                                      0.1, None, torch.Generator().manual_seed(4))
+        noised = apply_noise(ids, torch.arange(10)[None] >= answer_start[:, None], NoiseSettings(),
+                             model.config.mask_token_id, generator=torch.Generator().manual_seed(4))
+        hidden = model.model(input_ids=noised.input_ids, attention_mask=torch.zeros(2, 1, 10, 10)).last_hidden_state
+        expected = 0.0
+        for row, position in (noised.input_ids == model.config.mask_token_id).nonzero().tolist():
+            logits = model.lm_head(hidden[row, position - 1])  # answer positions: never position 0
+            ce = torch.nn.functional.cross_entropy(logits[None], ids[row, position][None]).item()
+            expected += ce / noised.p[row].item() / (2 * 7)
+    assert n > 0 and loss.item() == pytest.approx(expected, rel=1e-4)

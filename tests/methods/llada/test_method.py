@@ -1,6 +1,6 @@
 """``method=llada``: every setting of ``conf/method/llada.yaml`` reaches the code that uses it, the loss falls
 when training, a fast-dev run of the real training app exports a model ``evaluate`` loads, and the strategy,
-``generate`` and ``convert`` commands work on it."""
+``generate`` and ``convert`` commands work on it; ``shift_logits`` reaches conversion, export and the strategy."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_every_method_setting_reaches_its_consumer(tiny_causal, tmp_path):
         "method.pretrain.source=files", "method.pretrain.files=[x.txt]", "method.pretrain.text_field=body",
         "method.pretrain.max_documents=3", "+method.sampler.threshold=0.8", "method.gradient_checkpointing=true",
         "method.optimizer.lr=0.002", "method.optimizer.weight_decay=0.3", "method.optimizer.betas=[0.8,0.9]",
-        "method.scheduler.kind=cosine", "method.scheduler.warmup=3",
+        "method.scheduler.kind=cosine", "method.scheduler.warmup=3", "method.shift_logits=true",
     )
     noise = method.noise
     assert (noise.schedule, noise.eps, noise.power, noise.sigmoid_scale, noise.kind, noise.min_masking_rate,
@@ -58,6 +58,7 @@ def test_every_method_setting_reaches_its_consumer(tiny_causal, tmp_path):
     assert (method.mode, method.loss_name, method.label_smoothing, method.block_length) == ("pretrain", "soft_ce",
                                                                                             0.2, 4)
     assert method.model.config.mask_token_id == 151700 == method.method_config["mask_token_id"]
+    assert method.model.config.shift_logits is True is method.method_config["shift_logits"]
     collator = method.collator()
     assert (collator.mode, collator.sft.max_length, collator.sft.pad_answers_to) == ("pretrain", 99, 12)
     pretrain = collator.pretrain
@@ -84,6 +85,13 @@ def test_mode_loss_and_init_from_take_effect(tiny_causal, tmp_path):
         _method(tiny_causal, f"method.init_from={tmp_path / 'start'}", "method.mask_token_id=151700")
     with pytest.raises(ConfigError, match="random_replace"):
         _method(tiny_causal, "method.noise.kind=random_replace")  # loss=guidelines would score nothing
+    # init_from: the directory's shift_logits applies; asking to shift an unshifted directory is refused
+    assert sft.model.config.shift_logits is False and resumed.model.config.shift_logits is False
+    with pytest.raises(ConfigError, match="without the shift"):
+        _method(tiny_causal, f"method.init_from={tmp_path / 'start'}", "method.shift_logits=true")
+    _method(tiny_causal, "method.shift_logits=true").model.save_pretrained(tmp_path / "shifted")
+    from_shifted = _method(tiny_causal, f"method.init_from={tmp_path / 'shifted'}")
+    assert from_shifted.model.config.shift_logits is True is from_shifted.method_config["shift_logits"]
 
 
 def test_the_loss_falls_when_training_on_a_batch(tiny_causal, groups):
@@ -160,6 +168,31 @@ def test_export_loads_back_for_generate(tiny_causal, tmp_path):
         generate_once(loaded, OmegaConf.merge(gen, {"decoder": "hf"}))
 
 
+def test_a_shifted_method_trains_a_step_and_its_export_loads_shifted(tiny_causal, fresh_causal, groups, tmp_path):
+    """method.shift_logits=true: one optimizer step, then the export records the flag in config.json and
+    method.yaml, and the llada strategy (as evaluate runs it) loads a shifted model that answers."""
+    method = _method(tiny_causal, "method.shift_logits=true", "method.sft.pad_answers_to=8")
+    batch = method.collator()(method.collator().examples(groups[0]))
+    before = method.model.model.norm.weight.detach().clone()
+    optimizer = torch.optim.AdamW(method.model.parameters(), lr=1e-3)
+    loss, n_targets = method.training_loss(batch)
+    loss.backward()
+    optimizer.step()
+    assert n_targets > 0 and torch.isfinite(loss) and not torch.equal(before, method.model.model.norm.weight)
+    exported = method.export(tmp_path / "model", {"global_step": 1})
+    assert json.loads((exported / "config.json").read_text())["shift_logits"] is True
+    assert OmegaConf.load(exported / "method.yaml")["config"]["shift_logits"] is True
+    strategy = LLaDAStrategy("llada", checkpoint=str(exported), sampler={"gen_length": 8, "steps": 2,
+                                                                          "block_length": 4, "prefix_cache": True})
+    outcome = strategy.run(groups[0], HFBackend(fresh_causal, GenerationSettings()))
+    loaded = strategy._backend.model
+    assert is_diffusion_model(loaded) and loaded.config.shift_logits is True
+    assert len(outcome.predictions) == len(groups[0].questions)
+    x = torch.randint(0, 5000, (1, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=x).logits, method.model.eval()(input_ids=x).logits)
+
+
 @pytest.mark.slow
 def test_train_fast_dev_run_exports_a_model_the_strategy_loads(tmp_path, fresh_causal, groups):
     run_dir = tmp_path / "run"
@@ -190,15 +223,18 @@ def test_generate_uses_hf_generate_for_a_causal_model(fresh_causal):
     assert out["decoder"] == "hf" and len(out["output_ids"]) <= 3 and out["efficiency"]["generate_calls"] == 1
 
 
-def test_convert_command_writes_a_diffusion_copy_of_the_weights(tmp_path, capsys):
+@pytest.mark.parametrize("shift", [False, True])
+def test_convert_command_writes_a_diffusion_copy_of_the_weights(tmp_path, capsys, shift):
     code = convert_main(["--out", str(tmp_path / "llada"), "--save-source", str(tmp_path / "causal"),
-                         "model=tiny_qwen3", "model.loader.seed=4"])
+                         *(["--shift-logits"] if shift else []), "model=tiny_qwen3", "model.loader.seed=4"])
     assert code == 0
     record = json.loads((tmp_path / "llada" / "conversion.json").read_text())
     assert record["mask_token_id"] == 151669 and record["embedding_rows_before"] == record["embedding_rows_after"]
+    assert record["shift_logits"] is shift
     comparison = compare_checkpoints(tmp_path / "causal", tmp_path / "llada", values=True)
     assert comparison.same_layout and comparison.same_values
-    assert is_diffusion_model(load_diffusion_model(str(tmp_path / "llada")))
+    loaded = load_diffusion_model(str(tmp_path / "llada"))
+    assert is_diffusion_model(loaded) and loaded.config.shift_logits is shift
 
 
 def test_the_experiment_composes_with_a_training_window_equal_to_the_sampler_window(tmp_path):

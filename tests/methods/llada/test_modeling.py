@@ -1,7 +1,11 @@
 """The diffusion model: conversion keeps weights, the mask id is not text, attention is non-causal, the bias
-reaches attention under eager and SDPA, padding is invisible, save/load round-trips (ALGORITHMS §5.13, §5.16)."""
+reaches attention under eager and SDPA, padding is invisible, save/load round-trips (ALGORITHMS §5.13, §5.16);
+``shift_logits`` reads position i from hidden state i - 1 in every form, survives saving, and refuses a cached
+query that would need a state it does not have."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -120,17 +124,22 @@ def test_eager_and_sdpa_agree_with_bias_and_padding(llada_bundle):
     torch.testing.assert_close(out["eager"], out["sdpa"], atol=1e-4, rtol=1e-4)
 
 
-def test_left_padding_is_invisible(llada_bundle):
+@pytest.mark.parametrize("name", ["llada_bundle", "shifted_bundle"])
+def test_left_padding_is_invisible(name, request):
     """A left-padded row gives the logits of the same row unpadded: padded keys are blocked and positions
-    restart at the first real token (what batched sampling relies on)."""
-    model = llada_bundle.model
+    restart at the first real token (what batched sampling relies on). Shifted: the first real token after the
+    padding has no previous real state and keeps its own, like position 0."""
+    model = request.getfixturevalue(name).model
     x = _ids(5, seed=3)[:1]
     padded = torch.cat([torch.full((1, 3), 17), x], dim=1)
     mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1]])
     with torch.no_grad():
         alone = model(input_ids=x).logits
         in_batch = model(input_ids=padded, attention_mask=mask).logits[:, 3:]
+        hidden = _backbone_hidden(model, padded, mask)
     torch.testing.assert_close(alone, in_batch, atol=1e-4, rtol=1e-4)
+    read_from = [3, 3, 4, 5, 6] if model.config.shift_logits else [3, 4, 5, 6, 7]
+    torch.testing.assert_close(in_batch, model.lm_head(hidden[:, read_from]), atol=1e-5, rtol=1e-5)
 
 
 def test_additive_mask_never_overflows_to_minus_infinity():
@@ -151,16 +160,98 @@ def test_logits_positions_select_rows(llada_bundle):
     torch.testing.assert_close(sliced, full[:, 2:4])
 
 
-def test_save_and_load_round_trip(llada_bundle, tmp_path):
-    model = llada_bundle.model
+@pytest.mark.parametrize("name", ["llada_bundle", "shifted_bundle"])
+def test_save_and_load_round_trip(name, request, tmp_path):
+    model = request.getfixturevalue(name).model
     model.save_pretrained(tmp_path, safe_serialization=True)
+    assert json.loads((tmp_path / "config.json").read_text())["shift_logits"] is (name == "shifted_bundle")
     loaded = load_diffusion_model(str(tmp_path))
     x = _ids(7, seed=5)
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=x).logits, loaded(input_ids=x).logits)
     assert type(loaded) is Qwen3DiffusionLM and loaded.config.mask_token_id == model.config.mask_token_id
     assert loaded.config.real_vocab_size == QWEN3_REAL_TOKENS
+    assert loaded.config.shift_logits is (name == "shifted_bundle")
     assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
+
+
+def test_a_config_saved_before_the_shift_existed_loads_unshifted(llada_bundle, tmp_path):
+    llada_bundle.model.save_pretrained(tmp_path, safe_serialization=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["shift_logits"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = load_diffusion_model(str(tmp_path))
+    x = _ids(5, seed=6)
+    assert loaded.config.shift_logits is False
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=x).logits, llada_bundle.model(input_ids=x).logits)
+
+
+def _backbone_hidden(model, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Last hidden states straight from the backbone (not the diffusion forward): every real key visible."""
+    batch, length = x.shape
+    mask = torch.zeros(batch, 1, length, length)
+    positions = torch.arange(length).expand(batch, length)
+    if attention_mask is not None:
+        mask = mask.masked_fill(~attention_mask.bool()[:, None, None, :], torch.finfo(torch.float32).min)
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return model.model(input_ids=x, attention_mask=mask, position_ids=positions).last_hidden_state
+
+
+def test_shifted_logits_are_the_head_of_the_previous_hidden_state(shifted_bundle, llada_bundle):
+    model = shifted_bundle.model
+    x = _ids(7, seed=8)
+    keep = torch.zeros(2, 7, dtype=torch.bool)
+    keep[0, [0, 3]] = keep[1, [1, 6]] = True
+    with torch.no_grad():
+        hidden = _backbone_hidden(model, x)
+        expected = model.lm_head(hidden[:, [0, 0, 1, 2, 3, 4, 5]])  # position 0 has no previous state: its own
+        full = model(input_ids=x).logits
+        picked = model(input_ids=x, logits_positions=keep).logits
+        sliced = model(input_ids=x, logits_positions=slice(2, 5)).logits
+        head = model(input_ids=x, logits_positions=slice(0, 2)).logits
+        unshifted = llada_bundle.model(input_ids=x).logits  # the same weights without the flag
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(picked, expected[keep], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sliced, expected[:, 2:5], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(head, expected[:, 0:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unshifted, model.lm_head(hidden), atol=1e-5, rtol=1e-5)
+    assert (full[:, 1:] - unshifted[:, 1:]).abs().max() > 1e-3
+
+
+def test_a_cached_shifted_query_needing_a_cached_state_is_refused(shifted_bundle):
+    """The cache holds keys and values, not hidden states: the first query position's logits would need the
+    last cached position's state, so selecting it raises; starting the query one earlier gives exact logits."""
+    model = shifted_bundle.model
+    x = _ids(8, seed=7)
+
+    def cached_call(prefix: int, selection):
+        cache = model(input_ids=x[:, :prefix], use_cache=True).cache  # the prefix computed on its own
+        return model(input_ids=x[:, prefix:], cache=cache, position_ids=torch.arange(prefix, 8).expand(2, -1),
+                     logits_positions=selection).logits
+
+    first_only = torch.tensor([[True, False, False], [False, False, True]])
+    with torch.no_grad():
+        for selection in (None, slice(0, 2), slice(None), first_only):
+            with pytest.raises(ValueError, match="shift_logits"):
+                cached_call(5, selection)
+        bias = torch.zeros(1, 1, 8, 8)
+        bias[..., :4, 4:] = torch.finfo(torch.float32).min  # the full forward equivalent: the prefix sees itself
+        full = model(input_ids=x, attention_bias=bias).logits
+        later = torch.tensor([[False, True, True, False], [False, False, False, True]])
+        torch.testing.assert_close(cached_call(4, slice(1, 4)), full[:, 5:8], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cached_call(4, later), full[:, 4:][later], atol=1e-5, rtol=1e-5)
+
+
+def test_conversion_with_the_shift_sets_only_the_flag(fresh_causal, llada_bundle):
+    bundle = fresh_causal
+    model = convert_causal_to_diffusion(bundle.model, bundle.tokenizer, shift_logits=True)
+    assert model.config.shift_logits is True and llada_bundle.model.config.shift_logits is False
+    reference = llada_bundle.model.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+    assert convert_causal_to_diffusion(model, bundle.tokenizer) is model  # already diffusion: its config decides
+    with pytest.raises(ConfigError, match="without the shift"):
+        convert_causal_to_diffusion(llada_bundle.model, bundle.tokenizer, shift_logits=True)
 
 
 def test_loading_a_causal_dir_as_diffusion_is_refused(tiny_causal, tmp_path):

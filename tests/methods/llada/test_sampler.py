@@ -1,6 +1,7 @@
 """The sampler (ALGORITHMS §5.17): each block commits exactly block_length tokens, no masks remain, nothing
 outside the current block changes, cfg 0 equals the conditional logits, T=0 is deterministic; plus the budget,
-remasking, threshold decoding, the prefix cache, block attention, early stop, left padding."""
+remasking, threshold decoding, the prefix cache (exact for a shifted model too), block attention, early stop,
+left padding."""
 
 from __future__ import annotations
 
@@ -185,32 +186,71 @@ def test_cfg_zero_equals_the_conditional_logits_and_cfg_follows_the_formula(llad
     assert (guided - conditional).abs().max() > 1e-3
 
 
-def test_prefix_cache_is_exact_under_block_attention(llada_bundle):
-    tokenizer = llada_bundle.tokenizer
+@pytest.mark.parametrize("name", ["llada_bundle", "shifted_bundle"])
+def test_prefix_cache_is_exact_under_block_attention(name, request):
+    bundle = request.getfixturevalue(name)
+    tokenizer = bundle.tokenizer
     prompts = [tokenizer("Kirbal Ren was born in Ostmere.")["input_ids"], tokenizer("Who?")["input_ids"]]
     for cfg_scale in (0.0, 1.5):
         plain = SamplerSettings(gen_length=12, steps=12, block_length=4, block_attention=True, cfg_scale=cfg_scale,
                                 early_stop=False)
         cached = SamplerSettings(**{**plain.to_dict(), "prefix_cache": True})
-        a = diffusion_generate(llada_bundle.model, prompts, plain, pad_token_id=tokenizer.pad_token_id)
-        b = diffusion_generate(llada_bundle.model, prompts, cached, pad_token_id=tokenizer.pad_token_id)
+        a = diffusion_generate(bundle.model, prompts, plain, pad_token_id=tokenizer.pad_token_id)
+        b = diffusion_generate(bundle.model, prompts, cached, pad_token_id=tokenizer.pad_token_id)
         assert torch.equal(a.tokens, b.tokens) and a.forward_passes == b.forward_passes
 
 
-def test_prefix_cache_runs_later_steps_from_the_block_on(llada_bundle):
-    model = llada_bundle.model
+@pytest.mark.parametrize("name", ["llada_bundle", "shifted_bundle"])
+def test_prefix_cache_is_exact_at_the_logits_under_block_attention(name, request):
+    """Every cached step's block logits equal the uncached ones for the same sequence (a shifted model's cached
+    query starts one position before the block, so its first position still reads the state before it)."""
+    bundle = request.getfixturevalue(name)
+    model, mask = bundle.model, bundle.model.config.mask_token_id
+    prompt = bundle.tokenizer("Brimark sells lamps.")["input_ids"]
+    width = len(prompt)
+    settings = SamplerSettings(gen_length=8, steps=8, block_length=4, block_attention=True, early_stop=False)
+    cached_settings = SamplerSettings(**{**settings.to_dict(), "prefix_cache": True})
+    x = torch.full((1, width + 8), mask)
+    x[0, :width] = torch.tensor(prompt)
+    x[0, width:width + 6] = torch.tensor([11, 12, 13, 14, 15, 16])  # block 1 done, block 2 half filled
+    ones = torch.ones_like(x)
+    start, end = width + 4, width + 8
+    cached = _Forward(model, x, ones, width, cached_settings, mask)
+    plain = _Forward(model, x, ones, width, settings, mask)
+    with torch.no_grad():
+        first = cached.logits(x, start, end, first_step=True)
+        later = cached.logits(x, start, end, first_step=False)
+        reference = plain.logits(x, start, end, first_step=True)
+    torch.testing.assert_close(first, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(later, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, extra", [("llada_bundle", 0), ("shifted_bundle", 1)])
+def test_prefix_cache_runs_later_steps_from_the_block_on(name, extra, request):
+    bundle = request.getfixturevalue(name)
+    model = bundle.model
     lengths = []
     handle = model.register_forward_pre_hook(lambda m, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
                                              with_kwargs=True)
     try:
-        prompt = llada_bundle.tokenizer("Ostmere has 4000 residents.")["input_ids"]
+        prompt = bundle.tokenizer("Ostmere has 4000 residents.")["input_ids"]
         settings = SamplerSettings(gen_length=8, steps=4, block_length=4, prefix_cache=True, early_stop=False)
         result = diffusion_generate(model, [prompt], settings, pad_token_id=0)
     finally:
         handle.remove()
     total = len(prompt) + 8
-    assert lengths == [total, 8, total, 4]  # first step of a block: everything; then the block and what follows
+    # first step of a block: everything; then the block and what follows (a shifted model: one position earlier)
+    assert lengths == [total, 8 + extra, total, 4 + extra]
     assert (result.tokens != model.config.mask_token_id).all()
+
+
+def test_a_shifted_model_decodes_differently(llada_bundle, shifted_bundle):
+    """Control: the shift reaches the sampler (the same weights read one position over give other tokens)."""
+    prompt = [llada_bundle.tokenizer("Who founded Talmark?")["input_ids"]]
+    settings = SamplerSettings(gen_length=8, steps=8, block_length=4, early_stop=False)
+    plain = diffusion_generate(llada_bundle.model, prompt, settings, pad_token_id=0)
+    shifted = diffusion_generate(shifted_bundle.model, prompt, settings, pad_token_id=0)
+    assert not torch.equal(plain.tokens, shifted.tokens)
 
 
 def test_left_padded_batch_equals_rows_alone(llada_bundle):
