@@ -31,6 +31,7 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.decoding import PAD, TRUNK, split_shared_prefix
 from parallel_decoding.methods.branch2d.decoder import branch_inputs, final_layout
@@ -56,7 +57,7 @@ class LayoutSettings:
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
-            raise ValueError(f"trunk must be one of {TRUNKS}, got {self.trunk!r}")
+            raise ConfigError(f"trunk must be one of {TRUNKS}, got {self.trunk!r}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def after_first_answer(tokenizer: PreTrainedTokenizerBase, rendered: Sequence[in
     eos = tokenizer.eos_token_id
     end = next((i for i in range(common, len(rendered)) if rendered[i] == eos), None)
     if end is None or not tokenizer.decode(list(rendered[common:end])).rstrip().endswith(first_answer):
-        raise ValueError("trunk=context_first_question: the chat template does not render the first answer as "
+        raise ConfigError("trunk=context_first_question: the chat template does not render the first answer as "
                          "Q1's turn closed by the tokenizer's EOS; use trunk=context with this model")
     return [int(t) for t in rendered[end + 1:]]
 
