@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError
+from parallel_decoding.models.disk_cache import COMPLETE_MARKER, build_once
 from parallel_decoding.models.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
-_COMPLETE_MARKER = ".conversion_complete"
 
 
 def find_packaged_gguf(package: str, gguf_file: str) -> Path:
@@ -35,30 +33,22 @@ def find_packaged_gguf(package: str, gguf_file: str) -> Path:
 
 
 def convert_gguf_to_safetensors(gguf: Path, target: Path) -> Path:
-    """De-quantise once and save as HF safetensors; written to a temp dir then renamed, so a crash mid-way
-    never leaves a half-written cache that later runs would trust."""
-    log.info("converting %s to a safetensors cache at %s (once)", gguf.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The weights are now plain float tensors; drop the GGUF quantisation markers so save_pretrained writes an
-    # ordinary checkpoint instead of refusing (or recording a quantizer that no longer applies).
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / _COMPLETE_MARKER).write_text(gguf.name)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    """De-quantise once and save as HF safetensors (``build_once``: atomic, and safe when runs start together)."""
+
+    def build(staging: Path) -> None:
+        log.info("converting %s to a safetensors cache at %s (once)", gguf.name, target)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The weights are now plain float tensors; drop the GGUF quantisation markers so save_pretrained writes an
+        # ordinary checkpoint instead of refusing (or recording a quantizer that no longer applies).
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+
+    return build_once(target, build)
 
 
 def load_packaged_gguf(
@@ -72,7 +62,7 @@ def load_packaged_gguf(
     enable_thinking: bool = False,
 ) -> ModelBundle:
     cached = Path(cache_dir).expanduser() / name
-    if not (cached / _COMPLETE_MARKER).is_file():
+    if not (cached / COMPLETE_MARKER).is_file():
         convert_gguf_to_safetensors(find_packaged_gguf(package, gguf_file), cached)
     return load_pretrained(name, path=str(cached), dtype=dtype, device=device,
                            attn_implementation=attn_implementation, enable_thinking=enable_thinking)

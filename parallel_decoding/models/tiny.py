@@ -8,14 +8,13 @@ Qwen3's own. Weights are seeded, so every test sees the same model.
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError, finish_loading, resolve_dtype
+from parallel_decoding.models.disk_cache import build_once
 
 # Qwen2.5/Qwen3 added tokens, in id order from 151643.
 QWEN3_SPECIAL_TOKENS = (
@@ -60,13 +59,8 @@ def build_qwen_tokenizer() -> PreTrainedTokenizerFast:
 
 def load_qwen_tokenizer(cache_dir: str) -> PreTrainedTokenizerFast:
     """Build once, then load from ``<cache_dir>/qwen3_tokenizer`` (building takes a few seconds)."""
-    cached = Path(cache_dir).expanduser() / "qwen3_tokenizer"
-    if not (cached / "tokenizer.json").is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="qwen3_tokenizer.tmp-", dir=cached.parent))
-        build_qwen_tokenizer().save_pretrained(tmp)
-        shutil.rmtree(cached, ignore_errors=True)
-        tmp.rename(cached)
+    cached = build_once(Path(cache_dir).expanduser() / "qwen3_tokenizer",
+                        lambda staging: build_qwen_tokenizer().save_pretrained(staging))
     return PreTrainedTokenizerFast.from_pretrained(cached)
 
 
