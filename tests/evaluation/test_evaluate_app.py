@@ -132,6 +132,7 @@ def test_unknown_strategy_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # two processes, each loading the model (~30 s)
 def test_two_process_sharded_run_equals_the_single_process_run(finished_run, tmp_path):
     run_dir, _ = finished_run
     squad = run_dir.parent / "squad.json"

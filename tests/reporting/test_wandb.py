@@ -12,6 +12,9 @@ from parallel_decoding.evaluation.recorder import read_jsonl
 from tests.helpers import run_module
 from tests.reporting.wandb_records import manifest, md5_digest, offline_run
 
+# a 2-job evaluate sweep (~25 s); the train-side W&B sweep (tests/training/test_train_cli.py) stays in the default run
+pytestmark = pytest.mark.slow
+
 SECRETS = {"WANDB_API_KEY": "secret-wandb-9191", "HF_TOKEN": "hf_secret_9191"}
 
 

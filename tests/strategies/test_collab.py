@@ -156,6 +156,7 @@ def evaluated(tmp_path_factory):
     return run_dir, result
 
 
+@pytest.mark.slow  # the evaluate CLI on FanOutQA (~19 s); the strategies are tested in process above
 def test_evaluate_reports_edge_quality_and_the_dependency_table(evaluated):
     run_dir, result = evaluated
     strategies = json.loads((run_dir / "results.json").read_text())["strategies"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from parallel_decoding.methods.branch2d import Branch2DMethod
 from parallel_decoding.models import build_tiny_qwen3
 from parallel_decoding.training.optim import build_optimizer
 from tests.helpers import run_module
 
 
+@pytest.mark.slow  # train + save + evaluate CLI (~27 s)
 def test_evaluate_runs_branch2d_from_a_saved_directory(tmp_path):
     saved = tmp_path / "model"
     method = Branch2DMethod(build_tiny_qwen3(), optimizer=lambda m: build_optimizer(m, lr=1e-3),

@@ -52,6 +52,7 @@ def test_run_writes_rows_and_summary_and_resumes(tmp_path):
     assert isinstance(find_user_error(info.value), FileNotFoundError)
 
 
+@pytest.mark.slow  # the CLI in a subprocess (~17 s); test_run_writes_rows_and_summary_and_resumes runs the same code in process
 def test_cli_runs_as_a_user_runs_it(tmp_path):
     proc = run_module("parallel_decoding.methods.inseq.run", *TINY, "inseq_task=multidoc_qa",
                       "compare_normal=false", f"hydra.run.dir={tmp_path}")

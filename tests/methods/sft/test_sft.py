@@ -70,6 +70,7 @@ def test_lora_trains_only_adapters_and_checkpoints_only_them(groups):
     assert "rng" in checkpoint
 
 
+@pytest.mark.slow  # a full-weight export and reload (~22 s); the LoRA export test covers the path by default
 def test_full_export_loads_back_with_the_same_outputs(groups, tmp_path):
     sft = method()
     batch = batch_of(sft, groups)
