@@ -113,19 +113,21 @@ class CrossBatchStrategy(Strategy):
             return base
         if self._backend is not None:
             return self._backend
-        from parallel_decoding.methods.base import load_trained
+        from parallel_decoding.methods.base import read_method_record
         from parallel_decoding.methods.crossbatch.checkpoint import check_base, load_head, load_mixer, \
             read_checkpoint_config
         from parallel_decoding.methods.crossbatch.model import CrossBatchModel
+        from parallel_decoding.methods.crossbatch.module import CrossBatchMethod
 
         self.check()
         config = read_checkpoint_config(self.checkpoint)
         model = base.bundle.model
         mixer = load_mixer(self.checkpoint, config, device=base.bundle.device)
         if config.get("lora"):  # its own base model copy with the adapter merged (and the trained head)
-            bundle = load_trained(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
-                                  device=str(base.bundle.device),
-                                  attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            bundle = CrossBatchMethod.load_backbone(
+                self.checkpoint, read_method_record(self.checkpoint),
+                dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"), device=str(base.bundle.device),
+                attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             self._model = CrossBatchModel(bundle.model, mixer)
             self._backend = HFBackend(bundle, base.settings)
             self._backend.warmup()

@@ -34,6 +34,7 @@ from torch import nn
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer
+from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
 
 IGNORE_INDEX = -100
 
@@ -108,6 +109,7 @@ class CrossBatchModel(nn.Module):
         self.mixer = mixer
         self.backbone_trains = backbone_trains
         self.separate_head = head  # a head of its own (evaluation beside an untouched shared base model)
+        self.state_cache: FrozenStateCache | None = None  # set by the method when asked (frozen backbones only)
         inner = causal_lm(lm)
         self.num_hidden_layers = int(inner.config.num_hidden_layers)
         # the cache argument was renamed during transformers 5.x (past_key_values -> cache)
@@ -163,16 +165,23 @@ class CrossBatchModel(nn.Module):
         sits at column ``P + t`` and is predicted from column ``P + t - 1``: at step ``t`` the rows of a group
         mix the hidden states of the same step, as the generator does. ``active[t, row]`` is False once the
         row's answer has ended: it is then neither a target nor a mixing source (like a finished row in
-        generation). One forward covers the whole batch; it keeps its graph only when the backbone trains.
+        generation). One forward covers the whole batch; it keeps its graph only when the backbone trains. With a
+        ``state_cache`` (frozen backbone) a batch of rows seen before skips the forward.
         """
         targets = batch["targets"]  # [rows, T], IGNORE_INDEX after each answer's end
+        active = (targets != IGNORE_INDEX).transpose(0, 1)
+        cache = None if self.backbone_trains else self.state_cache
+        if cache is not None and (cached := cache.lookup(batch, self.hidden_layers, active)) is not None:
+            return cached, active
         width = int(batch["prompt_width"])
         grad = torch.enable_grad() if self.backbone_trains and torch.is_grad_enabled() else torch.no_grad()
         with grad:
             outputs = self.forward_hidden(batch["input_ids"], batch["attention_mask"], batch["position_ids"])
         columns = slice(width - 1, width - 1 + targets.shape[1])
         hidden = {k: v.transpose(0, 1) for k, v in self.hidden_states(outputs, columns).items()}
-        return hidden, (targets != IGNORE_INDEX).transpose(0, 1)
+        if cache is not None:
+            cache.store(batch, hidden, active)
+        return hidden, active
 
     def teacher_forced(self, batch: dict[str, torch.Tensor], mixing: bool = True,
                        unmixed_too: bool = False) -> dict[str, torch.Tensor]:

@@ -10,9 +10,10 @@ Features: the variants of ``model.py`` (``baseline``, ``crossbatch``, ``lora_lmh
 aligned under left padding, sum of cross-entropies / number of answer tokens) with ``train/loss_unmixed`` (the
 same head without mixing) and ``train/mixing_gain`` logged beside it on logging steps; validation and test
 answer with the mixing generator on the current weights, as the ``collab_hidden`` / ``lora_*`` strategies
-will; export writes a cross-batch checkpoint (``checkpoint.py``) into ``<run dir>/model`` and publishes a copy
-to ``method.publish_dir`` (``${paths.checkpoint_dir}/<dataset>/<model>_<variant>``), where ``evaluate
-auto_checkpoints=true`` finds it.
+will; ``cache_frozen_states=true`` (frozen-backbone variants) computes each row's answer-step hidden states
+once and reuses them in later epochs (``state_cache.py``); export writes a cross-batch checkpoint
+(``checkpoint.py``) into ``<run dir>/model`` and publishes a copy to ``method.publish_dir``
+(``${paths.checkpoint_dir}/<dataset>/<model>_<variant>``), where ``evaluate auto_checkpoints=true`` finds it.
 
 The method config is not instantiated recursively (``_recursive_: false``): ``base_model`` carries the model
 config (with its loader's ``_target_``) into the checkpoint's ``method.yaml``, so ``load_trained`` can rebuild
@@ -39,6 +40,7 @@ from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, lora_config, \
     untie_lm_head
+from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
 from parallel_decoding.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class CrossBatchMethod(TrainableMethod):
         max_length: int = 1024,
         max_answer_tokens: int = 32,
         gradient_checkpointing: bool = False,
+        cache_frozen_states: bool = False,
         base_model: dict[str, Any] | None = None,
         publish_dir: str | None = None,
     ) -> None:
@@ -92,6 +95,11 @@ class CrossBatchMethod(TrainableMethod):
         )
         if self.model.mixer is not None:
             self.method_config["mixer"] = self.model.mixer.config.to_dict()
+        if cache_frozen_states:
+            if self.variant.lora:
+                raise ConfigError(f"method.cache_frozen_states=true needs a frozen backbone; variant {variant!r} "
+                                  f"trains LoRA inside it (use baseline, crossbatch or freeze_base)")
+            self.model.state_cache = FrozenStateCache()
         self._collator: CrossBatchCollator | None = None
 
     # -- the model -------------------------------------------------------------------------------------------
@@ -172,8 +180,20 @@ class CrossBatchMethod(TrainableMethod):
     @classmethod
     def load_exported(cls, directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",
                       attn_implementation: str | None = "sdpa") -> ModelBundle:
-        """The base model from the record's loader, with the trained head and merged LoRA (no mixing: plain
-        generation cannot mix; the ``collab_hidden`` / ``lora_crossbatch`` strategies add the mixer)."""
+        """For plain generation (``load_trained``, the ``finetuned`` strategy): the checkpoint without its mixer,
+        with a warning when it has one."""
+        config = read_checkpoint_config(directory)
+        if config.get("mixer"):
+            log.warning("%s holds a mixer, which plain generation does not use: evaluate it with strategy %s",
+                        directory, EVAL_STRATEGIES[config["variant"]])
+        return cls.load_backbone(directory, record, dtype=dtype, device=device,
+                                 attn_implementation=attn_implementation)
+
+    @classmethod
+    def load_backbone(cls, directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",
+                      attn_implementation: str | None = "sdpa") -> ModelBundle:
+        """The base model from the record's loader, with the trained head and merged LoRA (no mixing: the
+        ``collab_hidden`` / ``lora_crossbatch`` strategies add the mixer)."""
         config = read_checkpoint_config(directory)
         base = (record.get("config") or {}).get("base_model") or {}
         loader = dict(base.get("loader") or {})
@@ -183,9 +203,6 @@ class CrossBatchMethod(TrainableMethod):
         overrides = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation}
         loader.update({k: v for k, v in overrides.items() if k in loader})
         bundle: ModelBundle = instantiate(loader)
-        if config.get("mixer"):
-            log.warning("%s holds a mixer, which plain generation does not use: evaluate it with strategy %s",
-                        directory, EVAL_STRATEGIES[config["variant"]])
         model = apply_checkpoint(directory, bundle.model, config, base_name=record.get("base_model"))
         return ModelBundle(model=model, tokenizer=bundle.tokenizer, name=f"crossbatch_{config['variant']}:"
                            f"{config['base_model']}", enable_thinking=bundle.enable_thinking)

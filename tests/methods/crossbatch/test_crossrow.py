@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from parallel_decoding.config import ConfigError
+from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.crossbatch.crossrow import ATTRIBUTES, load_crossrow
 from parallel_decoding.strategies.prompts import single_question_messages
+from tests.helpers import compose_config
 
 
 def test_each_answer_is_stated_only_in_one_sibling_passage():
@@ -42,3 +44,11 @@ def test_answers_are_single_tokens_after_the_answer_tag(crossbatch_base):
 def test_impossible_group_sizes_are_refused(sizes):
     with pytest.raises(ConfigError):
         load_crossrow(context_count=3, min_questions=sizes[0], max_questions=sizes[1])
+
+
+def test_the_dataset_config_builds_fresh_groups_for_evaluate(tmp_path):
+    """dataset=synthetic_crossrow (evaluate's way to held-out groups of another seed) is the training task's loader."""
+    cfg = compose_config("evaluate", ["dataset=synthetic_crossrow", "dataset.seed=5", "dataset.group_size=3"],
+                         output_dir=tmp_path)
+    loaded = load_groups(cfg.dataset)
+    assert loaded.groups == load_crossrow(context_count=40, min_questions=3, max_questions=3, seed=5).groups

@@ -106,6 +106,12 @@ def test_a_mixer_layer_outside_the_model_is_refused(tiny):
         make_method(tiny, "sideways")
 
 
+def test_caching_states_of_a_backbone_that_trains_is_refused(tiny):
+    assert make_method(tiny, "crossbatch", cache_frozen_states=True).model.state_cache is not None
+    with pytest.raises(ConfigError, match="frozen backbone"):
+        make_method(tiny, "lora_crossbatch", cache_frozen_states=True)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_resolves(experiment, tmp_path):
     cfg = compose_config("train", [f"+experiment={experiment}"], output_dir=tmp_path)

@@ -12,6 +12,7 @@ from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.generator import crossbatch_generate, left_pad
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import IGNORE_INDEX, CrossBatchModel, left_padded_positions
+from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
 from parallel_decoding.methods.sft.collator import SFTCollator
 from parallel_decoding.methods.sft.module import answer_loss
 from tests.methods.crossbatch.test_mixing import randomise
@@ -165,3 +166,34 @@ def test_the_teacher_forced_loss_uses_the_rows_own_prompt_in_mixing(lively):
     assert not active[shortest:].all()
     mixed = model.mix(hidden, batch["group_ids"], active)
     assert torch.isfinite(mixed).all()
+
+
+def test_cached_frozen_states_give_the_uncached_loss_and_skip_the_forward(lively):
+    """Rows seen in one batch come back from the cache in another batch (other groups, other padding width) with
+    the loss and mixer gradients of a fresh forward; the backbone does not run for that batch."""
+    collator = CrossBatchCollator(lively.tokenizer)
+    first = collator(collator.examples(GROUP) + collator.examples(OTHER))
+    second = collator(collator.examples(OTHER))  # narrower prompts: other padding, other columns
+    plain, cached = mixing_model(lively, trained=True), mixing_model(lively, trained=True)
+    cached.mixer.load_state_dict(plain.mixer.state_dict())
+    cached.state_cache = FrozenStateCache()
+
+    def loss_and_grads(model, batch):
+        model.mixer.zero_grad()
+        loss = model.teacher_forced(batch)["loss"]
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.mixer.parameters()]
+
+    cached.teacher_forced(first)  # fills the cache
+    assert len(cached.state_cache) == 5 and cached.state_cache.misses == 1
+    forwards = []
+    handle = lively.model.register_forward_hook(lambda *args: forwards.append(1))
+    try:
+        loss, grads = loss_and_grads(cached, second)
+    finally:
+        handle.remove()
+    assert forwards == [] and cached.state_cache.hits == 1
+    reference_loss, reference_grads = loss_and_grads(plain, second)
+    assert torch.allclose(loss, reference_loss, atol=1e-5)
+    for got, want in zip(grads, reference_grads):  # float32 noise of another padding width, on gradients up to ~20
+        assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)

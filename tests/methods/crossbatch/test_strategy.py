@@ -9,6 +9,7 @@ import torch
 
 from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.config import ConfigError
+from parallel_decoding.methods.base import load_trained
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import StrategyUnavailable, build_strategies
 from parallel_decoding.strategies.batch import BatchStrategy
@@ -105,3 +106,16 @@ def test_a_trained_checkpoint_mixes_within_each_group_only(crossbatch_base, tiny
 
 def test_strategies_need_the_in_process_backend():
     assert CrossBatchStrategy.requires_model_internals
+
+
+def test_lora_crossbatch_loads_its_mixer_and_only_plain_generation_warns_about_it(crossbatch_base, tiny, tmp_path,
+                                                                                  caplog):
+    export(make_method(tiny, "lora_crossbatch"), tmp_path / "ckpt")
+    backend = HFBackend(run_model(crossbatch_base), GenerationSettings(max_new_tokens=3))
+    strategy = CrossBatchStrategy("lora_crossbatch", checkpoint=str(tmp_path / "ckpt"), variants=("lora_crossbatch",),
+                                  base_model="tiny_qwen3")
+    with caplog.at_level("WARNING"):
+        assert len(strategy.run(GROUP, backend).predictions) == len(GROUP.questions)
+    assert strategy._model.mixer is not None and "plain generation" not in caplog.text
+    load_trained(tmp_path / "ckpt")  # the finetuned strategy's way in: the mixer goes unused, and it says so
+    assert "holds a mixer, which plain generation does not use: evaluate it with strategy lora_crossbatch" in caplog.text
