@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from parallel_decoding.models.disk_cache import COMPLETE_MARKER, build_once
+from parallel_decoding.models.disk_cache import COMPLETE_MARKER, build_once, replace_directory
 
 
 def test_concurrent_callers_build_once_and_all_see_the_finished_directory(tmp_path):
@@ -46,3 +46,19 @@ def test_a_failed_build_leaves_nothing_that_a_later_run_would_trust(tmp_path):
     assert not target.exists()
     build_once(target, lambda staging: (staging / "weights.bin").write_text("complete"))
     assert (target / "weights.bin").read_text() == "complete"
+
+
+def test_a_replaced_directory_is_the_old_one_until_the_new_one_is_complete(tmp_path):
+    """publish() of a newer checkpoint: a crashed copy keeps the older checkpoint whole."""
+    target = tmp_path / "published"
+    replace_directory(target, lambda staging: (staging / "head.safetensors").write_text("v1"))
+
+    def crash(staging):
+        (staging / "head.safetensors").write_text("v2, half")
+        raise OSError("no space left")
+
+    with pytest.raises(OSError):
+        replace_directory(target, crash)
+    assert [p.name for p in tmp_path.iterdir()] == ["published"] and (target / "head.safetensors").read_text() == "v1"
+    replace_directory(target, lambda staging: (staging / "mixer.safetensors").write_text("v2"))
+    assert [p.name for p in target.iterdir()] == ["mixer.safetensors"] and len(list(tmp_path.iterdir())) == 1

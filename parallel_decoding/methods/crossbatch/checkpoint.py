@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from torch import nn
 from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, untie_lm_head
+from parallel_decoding.models.disk_cache import replace_directory
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "crossbatch.json"
@@ -182,14 +182,4 @@ def apply_checkpoint(directory: str | Path, model: nn.Module, config: dict[str, 
 
 def publish(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint directory to ``target``, replacing an older one only once the copy is complete."""
-    source, target = Path(source), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    shutil.copytree(source, staging, dirs_exist_ok=True)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    return replace_directory(Path(target), lambda staging: shutil.copytree(source, staging, dirs_exist_ok=True))

@@ -171,7 +171,8 @@ class CrossBatchModel(nn.Module):
         targets = batch["targets"]  # [rows, T], IGNORE_INDEX after each answer's end
         active = (targets != IGNORE_INDEX).transpose(0, 1)
         cache = None if self.backbone_trains else self.state_cache
-        if cache is not None and (cached := cache.lookup(batch, self.hidden_layers, active)) is not None:
+        keys = cache.keys(batch) if cache is not None else []
+        if cache is not None and (cached := cache.lookup(keys, self.hidden_layers, active.shape[0])) is not None:
             return cached, active
         width = int(batch["prompt_width"])
         grad = torch.enable_grad() if self.backbone_trains and torch.is_grad_enabled() else torch.no_grad()
@@ -180,7 +181,7 @@ class CrossBatchModel(nn.Module):
         columns = slice(width - 1, width - 1 + targets.shape[1])
         hidden = {k: v.transpose(0, 1) for k, v in self.hidden_states(outputs, columns).items()}
         if cache is not None:
-            cache.store(batch, hidden, active)
+            cache.store(keys, hidden, active)
         return hidden, active
 
     def teacher_forced(self, batch: dict[str, torch.Tensor], mixing: bool = True,

@@ -30,17 +30,17 @@ class FrozenStateCache:
 
     @staticmethod
     def keys(batch: dict[str, torch.Tensor]) -> list[bytes]:
+        """One key per row: its real tokens (padding left out)."""
         ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
         return [ids[row][mask[row]].numpy().tobytes() for row in range(ids.shape[0])]
 
-    def lookup(self, batch: dict[str, torch.Tensor], layers: list[int], active: torch.Tensor) -> Hidden | None:
+    def lookup(self, keys: list[bytes], layers: list[int], steps: int) -> Hidden | None:
         """The batch's answer states if every row is cached (zeros at steps after a row's answer ended)."""
-        entries = [self.rows.get(key) for key in self.keys(batch)]
+        entries = [self.rows.get(key) for key in keys]
         if any(entry is None or any(layer not in entry for layer in layers) for entry in entries):
             self.misses += 1
             return None
         self.hits += 1
-        steps = active.shape[0]
         hidden = {}
         for layer in layers:
             first = entries[0][layer]
@@ -50,7 +50,7 @@ class FrozenStateCache:
             hidden[layer] = out
         return hidden
 
-    def store(self, batch: dict[str, torch.Tensor], hidden: Hidden, active: torch.Tensor) -> None:
+    def store(self, keys: list[bytes], hidden: Hidden, active: torch.Tensor) -> None:
         lengths = active.sum(dim=0).tolist()
-        for row, key in enumerate(self.keys(batch)):
+        for row, key in enumerate(keys):
             self.rows[key] = {layer: states[: lengths[row], row].detach().clone() for layer, states in hidden.items()}
