@@ -102,13 +102,10 @@ def load_cmb_exam(
         raise ConfigError(f"{path} is not CMB-Exam-Grouped rows: expected a list")
 
     if grouping == "random":
-        pooled: dict[str, Question] = {}
-        for row in rows:
-            for raw in (row.get("questions") if isinstance(row, dict) else None) or []:
-                question = exam_question(raw, None, loaded)
-                if question is not None and question.id not in pooled:  # a question in two terms counts once
-                    pooled[question.id] = question
-        chunks = chunk_at_random(list(pooled.values()), min_size=min_questions, max_size=max_questions, seed=seed)
+        pooled = loaded.first_of_each_id(  # a question listed under two terms is asked once (its id hashes its text)
+            question for row in rows for raw in (row.get("questions") if isinstance(row, dict) else None) or []
+            if (question := exam_question(raw, None, loaded)) is not None)
+        chunks = chunk_at_random(pooled, min_size=min_questions, max_size=max_questions, seed=seed)
         candidates = [QuestionGroup(id=stable_id("cmb-exam-random", *(q.id for q in chunk)), questions=tuple(chunk),
                                     metadata={"grouping": "random"}) for chunk in chunks]
         max_questions = None  # chunks already have their drawn sizes
@@ -135,16 +132,13 @@ def exam_group(row: Any, grouping: str, skipped: LoadedGroups) -> QuestionGroup 
             skipped.skip("group without a medical term")
             return None
         key, contexts, context_index = term.strip(), (), None
-    questions: dict[str, Question] = {}
-    for raw in row.get("questions") or []:
-        question = exam_question(raw, context_index, skipped)
-        if question is not None:
-            questions.setdefault(question.id, question)
+    questions = skipped.first_of_each_id(question for raw in row.get("questions") or []
+                                         if (question := exam_question(raw, context_index, skipped)) is not None)
     if not questions:
         skipped.skip("group without valid questions")
         return None
     try:
-        return QuestionGroup(id=stable_id(f"cmb-exam-{grouping}", key), questions=tuple(questions.values()),
+        return QuestionGroup(id=stable_id(f"cmb-exam-{grouping}", key), questions=tuple(questions),
                              contexts=contexts, metadata={"grouping": grouping, "key": key})
     except MalformedRowError as error:
         skipped.skip(f"malformed group ({error})")

@@ -42,7 +42,8 @@ def load_drop(
     candidates = []
     for section_id, (passage, questions) in passages.items():
         try:
-            candidates.append(QuestionGroup(id=section_id, questions=tuple(questions), contexts=(passage,)))
+            candidates.append(QuestionGroup(id=section_id, questions=tuple(loaded.first_of_each_id(questions)),
+                                            contexts=(passage,)))
         except MalformedRowError as error:
             loaded.skip(f"malformed passage ({error})")
     loaded.groups = select_groups(candidates, context_count=context_count, min_questions=min_questions,

@@ -12,7 +12,7 @@ import dataclasses
 import random
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.data.schema import LoadedGroups, QuestionGroup
+from parallel_decoding.data.schema import LoadedGroups, QuestionGroup, make_ids_unique
 
 
 def select_groups(
@@ -34,6 +34,8 @@ def select_groups(
     if max_questions is not None and max_questions < min_questions:
         raise ConfigError(f"max_questions ({max_questions}) is below min_questions ({min_questions})")
 
+    if skipped is not None:  # before the draw, so a dropped repeat never shrinks a drawn group
+        candidates = make_ids_unique(candidates, skipped)
     eligible = []
     for group in candidates:
         if len(group.questions) >= min_questions:

@@ -43,7 +43,8 @@ def load_hotpot(
             raise ConfigError(f"{path} is not HotpotQA JSON: expected a list of questions")
     else:
         rows = read_hub_split(hub_id, split, name=hub_config, dataset="HotpotQA")
-    items = [item for row in rows if (item := question_from_row(row, paragraphs, loaded)) is not None]
+    items = loaded.first_of_each_id((item for row in rows if (item := question_from_row(row, paragraphs, loaded))
+                                     is not None), id_of=lambda item: item[0].id)
     chunks = chunk_at_random(items, min_size=min_questions, max_size=max_questions, seed=seed)
     candidates = [multi_context_group(chunk) for chunk in chunks]
     loaded.groups = select_groups(candidates, context_count=context_count, min_questions=min_questions,

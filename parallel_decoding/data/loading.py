@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from parallel_decoding.data.schema import LoadedGroups
+from parallel_decoding.data.schema import LoadedGroups, make_ids_unique
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds parallel_decoding/ and conf/
 
@@ -24,6 +24,7 @@ def load_groups(dataset_cfg: DictConfig) -> LoadedGroups:
     loaded = instantiate(dataset_cfg.loader)
     if not isinstance(loaded, LoadedGroups):
         raise TypeError(f"{dataset_cfg.loader._target_} returned {type(loaded).__name__}, not LoadedGroups")
+    loaded.groups = make_ids_unique(loaded.groups, loaded)  # every loader, even one that skips select_groups
     return loaded
 
 

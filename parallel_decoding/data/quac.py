@@ -112,6 +112,7 @@ def dialogue_group(dialogue: dict[str, Any] | None, skipped: LoadedGroups) -> Qu
             turn_id = str(turn.get("id") or f"{dialogue['id']}_q#{index}")
             questions.append(Question(id=turn_id, text=text.strip(), answers=answers, context_index=0,
                                       metadata={"turn": index}))
+    questions = skipped.first_of_each_id(questions, kind="turn")
     if not questions:
         skipped.skip("dialogue without answerable turns")
         return None

@@ -7,7 +7,7 @@ metrics and results files only ever see this shape, so a new dataset is one load
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Iterable
 from typing import Any
 
@@ -93,13 +93,30 @@ class QuestionGroup:
 
 @dataclass
 class LoadedGroups:
-    """What a dataset loader returns: the groups and how many source rows it had to skip (and why)."""
+    """What a dataset loader returns: the groups, how many source rows it had to skip (and why), and how many
+    group ids it had to rename to keep them unique (``renamed``)."""
 
     groups: list[QuestionGroup]
     skipped: dict[str, int] = field(default_factory=dict)
+    renamed: dict[str, int] = field(default_factory=dict)
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def first_of_each_id(self, items: Iterable[Any], id_of: Any = lambda item: item.id, *,
+                         kind: str = "question") -> list[Any]:
+        """``items`` with every repeat of an id left out and counted (the first one wins): results, resume and
+        dependency edges key on ids, so two questions under one id would overwrite each other's answers."""
+        seen: set[str] = set()
+        kept = []
+        for item in items:
+            key = str(id_of(item))
+            if key in seen:
+                self.skip(f"{kind} id repeated (later one skipped)")
+                continue
+            seen.add(key)
+            kept.append(item)
+        return kept
 
     def question(self, question_id: Any, text: Any, answers: Iterable[Any], *, kind: str = "question",
                  **fields: Any) -> Question | None:
@@ -116,3 +133,39 @@ class LoadedGroups:
         else:
             return Question(id=question_id, text=text.strip(), answers=golds, **fields)
         return None
+
+
+def make_ids_unique(groups: Iterable[QuestionGroup], loaded: LoadedGroups) -> list[QuestionGroup]:
+    """Group and question ids unique across the whole dataset, every change counted in ``loaded``.
+
+    Results rows, resume markers and splits key on ``(strategy, group id)`` and question ids; a collision would
+    mix two groups' answers or mark an unfinished group as done. A question id already used by an earlier group
+    is skipped (counted) in the later one, a group left with no question is skipped, and a repeated group id
+    gets a ``~2``, ``~3``... suffix in input order (the same input always gives the same ids; counted in
+    ``loaded.renamed``).
+    """
+    used_questions: set[str] = set()
+    used_groups: set[str] = set()
+    out = []
+    for group in groups:
+        kept = tuple(q for q in group.questions if q.id not in used_questions)
+        if len(kept) < len(group.questions):
+            loaded.skip("question id already used by another group (later one skipped)",
+                        len(group.questions) - len(kept))
+            if not kept:
+                loaded.skip("group whose every question id was already used")
+                continue
+            kept_ids = {q.id for q in kept}
+            group = replace(group, questions=kept, dependencies=tuple(
+                (src, dst) for src, dst in group.dependencies if src in kept_ids and dst in kept_ids))
+        used_questions.update(q.id for q in kept)
+        if group.id in used_groups:
+            suffix = 2
+            while f"{group.id}~{suffix}" in used_groups:
+                suffix += 1
+            reason = "group id shared with an earlier group (renamed with a ~N suffix)"
+            loaded.renamed[reason] = loaded.renamed.get(reason, 0) + 1
+            group = replace(group, id=f"{group.id}~{suffix}")
+        used_groups.add(group.id)
+        out.append(group)
+    return out

@@ -75,7 +75,7 @@ def read_squad_file(path: str, skipped: LoadedGroups) -> list[QuestionGroup]:
                 continue
             groups.append(
                 QuestionGroup(
-                    id=f"{slug(title)}-p{paragraph_index}",
+                    id=paragraph_id(title, paragraph_index, context),
                     questions=tuple(questions),
                     contexts=(context,),
                     metadata={"title": title},
@@ -164,6 +164,12 @@ def answer_texts(answers: Any) -> tuple[str, ...]:
         if isinstance(text, str) and text.strip() and text not in texts:
             texts.append(text)
     return tuple(texts)
+
+
+def paragraph_id(title: str, paragraph_index: int, context: str) -> str:
+    """``<title>-p<index>-<hash of the context>``: readable, and unique even when two articles share a title
+    (the same id for the same paragraph in every run, so a resume finds its finished groups)."""
+    return f"{slug(title)}-p{paragraph_index}-{hashlib.sha1(context.encode('utf-8')).hexdigest()[:8]}"
 
 
 def slug(title: str) -> str:

@@ -49,7 +49,7 @@ def load_triviaqa(
             raise ConfigError(f"{path} is not TriviaQA JSON: expected an object with a 'Data' list")
     else:
         rows = read_hub_split(hub_id, split, name=hub_config, dataset="TriviaQA")
-    questions = list({q.id: q for row in rows if (q := question_from_row(row, loaded)) is not None}.values())
+    questions = loaded.first_of_each_id(q for row in rows if (q := question_from_row(row, loaded)) is not None)
     if pool_size is not None and 0 < pool_size < len(questions):
         questions = random.Random(seed).sample(questions, pool_size)
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import PROJECT_ROOT, load_groups
-from parallel_decoding.data.squad import load_squad
+from parallel_decoding.data.squad import load_squad, paragraph_id
 
 CONF_DIR = PROJECT_ROOT / "conf"
 SHARED_SQUAD = "../shared/data/squad/dev-v1.1-half-a.json"
@@ -71,8 +71,9 @@ def load_all(path, **overrides):
 def test_local_file_groups_by_paragraph_and_counts_malformed_rows(squad_file):
     loaded = load_all(squad_file)
     by_id = {g.id: g for g in loaded.groups}
-    assert set(by_id) == {"Quillmark-p0", "Quillmark-p2", "Kirwick-p0"}
-    first = by_id["Quillmark-p0"]
+    assert set(by_id) == {paragraph_id("Quillmark", 0, CONTEXT_A), paragraph_id("Quillmark", 2, CONTEXT_B),
+                          paragraph_id("Kirwick", 0, CONTEXT_B)}
+    first = by_id[paragraph_id("Quillmark", 0, CONTEXT_A)]
     assert [q.id for q in first.questions] == ["a1", "a2", "a3"]
     assert first.questions[0].answers == ("1874", "in 1874")  # duplicates collapse, order kept
     assert first.contexts == (CONTEXT_A,) and first.shared_context == CONTEXT_A
