@@ -12,13 +12,14 @@ Writes ``results.json``, ``predictions.jsonl`` and ``groups.jsonl`` in the Hydra
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from parallel_decoding.config import CONFIG_DIR, exit_on_user_error
-from parallel_decoding.evaluation.runner import run_evaluation
+from parallel_decoding.evaluation.runner import failed_strategy_lines, run_evaluation
 from parallel_decoding.evaluation.table import print_results
 from parallel_decoding.metrics.metric_sets import primary_metric
 from parallel_decoding.reporting.wandb_log import log_evaluation
@@ -35,8 +36,20 @@ def main(cfg: DictConfig) -> float | None:
     print_results(results["strategies"])
     log_evaluation(cfg, HydraConfig.get().runtime.output_dir, results)
     log.info("results written to %s", HydraConfig.get().runtime.output_dir)
+    exit_if_a_strategy_has_no_answers(results)
     first = next(iter(results["strategies"].values()), None)
     return primary_metric(first["metrics"]) if first else None  # f1, or accuracy / rougeL by metric set
+
+
+def exit_if_a_strategy_has_no_answers(results: dict) -> None:
+    """Exit 1 (results already written) when a strategy answered nothing: never a 0 for an empty run. In a
+    multirun the line is logged and the sweep goes on to its other jobs."""
+    lines = failed_strategy_lines(results)
+    for line in lines:
+        log.error("%s", line)
+    multirun = HydraConfig.initialized() and getattr(HydraConfig.get().mode, "name", "") == "MULTIRUN"
+    if lines and not multirun:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ def load_bundle(cfg: DictConfig) -> ModelBundle:
         from parallel_decoding.methods.llada.modeling import DIFFUSION_CLASSES
         from parallel_decoding.methods.llada.module import load_diffusion_bundle
 
-        directory = Path(cfg.checkpoint).expanduser()
-        if not (directory / "config.json").is_file():
-            raise ConfigError(f"checkpoint={cfg.checkpoint} is not a saved model directory (no config.json)")
+        from parallel_decoding.models.bundle import check_saved_model_dir
+
+        directory = check_saved_model_dir(cfg.checkpoint, "checkpoint")
         kwargs = dict(dtype=cfg.hardware.dtype, device=cfg.hardware.device,
                       attn_implementation=cfg.model.get("attn_implementation", "sdpa"))
         model_type = json.loads((directory / "config.json").read_text()).get("model_type")

@@ -7,13 +7,15 @@ estimated).
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
 from parallel_decoding.models.bundle import ModelBundle
 
@@ -25,6 +27,43 @@ class GenerationSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
+
+
+def checked_generation(values: Mapping[str, Any], seed: int = 0, key: str = "generation") -> GenerationSettings:
+    """``GenerationSettings`` from a config node, refused with one line naming the key when a value cannot work
+    (``max_new_tokens`` -1, 0 or "abc" used to fail inside every group, leaving a run with no answers)."""
+    values = dict(values)
+    known = {f.name for f in fields(GenerationSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]} is not a generation setting; known: {', '.join(sorted(known - {'seed'}))}")
+
+    def bad(name: str, want: str) -> ConfigError:
+        return ConfigError(f"{key}.{name} must be {want}, got {values[name]!r}")
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def is_number(value: Any) -> bool:
+        return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+    if "max_new_tokens" in values and not (is_int(values["max_new_tokens"]) and values["max_new_tokens"] >= 1):
+        raise bad("max_new_tokens", "a whole number >= 1")
+    if "do_sample" in values and not isinstance(values["do_sample"], bool):
+        raise bad("do_sample", "true or false")
+    if "temperature" in values and not (is_number(values["temperature"]) and values["temperature"] >= 0):
+        raise bad("temperature", "a number >= 0")
+    if values.get("do_sample") and values.get("temperature", 1.0) == 0:
+        raise bad("temperature", "> 0 when do_sample is true")
+    if "top_p" in values and not (is_number(values["top_p"]) and 0 < values["top_p"] <= 1):
+        raise bad("top_p", "a number in (0, 1]")
+    if not is_int(seed):
+        raise ConfigError(f"seed must be a whole number, got {seed!r}")
+    return GenerationSettings(**{**values, "seed": seed})
+
+
+class PromptTooLong(ValueError):
+    """A prompt plus its answer budget does not fit the model's context: refused before anything is allocated."""
 
 
 class _GroupMeter:
@@ -43,6 +82,12 @@ class HFBackend:
         self._meter: _GroupMeter | None = None
         self._forward_passes = 0
         self.model.register_forward_pre_hook(self._count_forward)
+
+    @property
+    def max_context_tokens(self) -> int | None:
+        """The model's context length (prompt + generated tokens), when its config says."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return limit if isinstance(limit, int) and limit > 0 else None
 
     def _count_forward(self, module, args) -> None:
         self._forward_passes += 1
@@ -112,6 +157,10 @@ class HFBackend:
 
     def _generate_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
         width = max(len(p) for p in prompts)
+        limit = self.max_context_tokens
+        if limit is not None and width + max_new_tokens > limit:
+            raise PromptTooLong(f"a prompt of {width} tokens plus {max_new_tokens} new tokens exceeds the model's "
+                                f"context of {limit} tokens")
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)

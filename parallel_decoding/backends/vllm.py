@@ -48,6 +48,11 @@ class VLLMBackend:
         self._stats: EfficiencyStats | None = None
         self._trie: PrefixTrie | None = None
 
+    @property
+    def max_context_tokens(self) -> int | None:
+        """The engine's ``max_model_len`` (prompt + generated tokens)."""
+        return getattr(getattr(self.llm.llm_engine, "model_config", None), "max_model_len", None)
+
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
                                                      enable_thinking=self.enable_thinking)

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.quality import precision_recall_f1
+from parallel_decoding.evaluation.settings import check_resume_settings
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.metrics.judge import judge_means
 from parallel_decoding.metrics.metric_sets import mean_scores, score_answer, score_row
@@ -92,7 +93,9 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, 
 
 class RunRecorder:
     def __init__(self, run_dir: str | Path, resume: bool = False, metric_set: str = "qa",
-                 language: str = "en") -> None:
+                 language: str = "en", settings: dict[str, Any] | None = None) -> None:
+        """``settings`` (``evaluation.settings.answer_settings``): stored on the first run, and a resume whose
+        settings differ is refused here, before any file is touched."""
         self.metric_set, self.language = metric_set, language  # the dataset's (dataset.metrics, dataset.language)
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +106,8 @@ class RunRecorder:
             raise ConfigError(
                 f"{self.run_dir} already holds results; pass resume=true to continue it, or use a new hydra.run.dir"
             )
+        if settings is not None:
+            check_resume_settings(self.run_dir, settings, has_results=bool(existing))
         self.finished = {(r["strategy"], r["group_id"]) for r in existing}
         # Drop prediction rows of groups that never finished (interrupted mid-group): they are redone.
         kept = [r for r in read_jsonl(self.predictions_path) if (r["strategy"], r["group_id"]) in self.finished]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -37,6 +39,24 @@ class ModelBundle:
             if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and tid is not None:
                 ids.add(tid)
         return sorted(i for i in ids if i is not None)
+
+
+def check_saved_model_dir(directory: str | Path, key: str, hint: str = "") -> Path:
+    """A model directory a run will load, checked up front: ``config.json`` present and a JSON object naming a
+    ``model_type``. A garbage file then costs one clear line before any work, not a traceback per group."""
+    path = Path(directory).expanduser()
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{key}={directory} is not a saved model directory (no config.json){hint}")
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{key}={directory}: its config.json is not valid JSON ({error}); re-export the model"
+                          f"{hint}") from error
+    if not isinstance(content, dict) or not isinstance(content.get("model_type"), str):
+        raise ConfigError(f"{key}={directory}: its config.json is not a model config (no model_type); re-export the model"
+                          f"{hint}")
+    return path
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

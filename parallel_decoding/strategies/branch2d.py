@@ -24,9 +24,9 @@ strategy's cost.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Sequence
 
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
@@ -45,10 +45,8 @@ class Branch2DStrategy(Strategy):
         from parallel_decoding.methods.branch2d.data import LayoutSettings
 
         super().__init__(name)
-        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
-        if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
-            raise ConfigError(f"checkpoints.branch2d={checkpoint} is not a saved model directory (no config.json); "
-                              f"pass <branch2d train run dir>/model")
+        self.checkpoint = check_saved_model_dir(checkpoint, "checkpoints.branch2d", "; pass <branch2d train run dir>/model") \
+            if checkpoint else None
         self.layout_settings = LayoutSettings(mask=mask, align=align, x_stride=x_stride, trunk=trunk)
         self.rope = dict(rope or {})
         self.collapse_diagnostic = collapse_diagnostic

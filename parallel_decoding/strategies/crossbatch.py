@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, open_dict
 
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
@@ -98,6 +99,7 @@ class CrossBatchStrategy(Strategy):
         if self.checkpoint is None:
             raise ConfigError(f"strategy {self.name} needs checkpoints.{self.name}=<cross-batch checkpoint dir> "
                               f"or auto_checkpoints=true")
+        check_saved_model_dir(self.checkpoint, f"checkpoints.{self.name}")
         config = read_checkpoint_config(self.checkpoint)
         if config["variant"] not in self.variants:
             raise ConfigError(f"strategy {self.name} answers with a {' / '.join(self.variants)} checkpoint; "

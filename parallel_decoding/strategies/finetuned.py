@@ -7,11 +7,11 @@ cost is measured like every other strategy's while the run's base model stays av
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.strategies.base import GroupOutcome
 from parallel_decoding.strategies.batch import BatchStrategy
 
@@ -21,10 +21,8 @@ _DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch
 class FinetunedStrategy(BatchStrategy):
     def __init__(self, name: str, checkpoint: str | None = None, batch_size: int = 8) -> None:
         super().__init__(name, batch_size=batch_size)
-        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
-        if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
-            raise ConfigError(f"checkpoints.finetuned={checkpoint} is not a saved model directory (no config.json); "
-                              f"pass <train run dir>/model")
+        self.checkpoint = check_saved_model_dir(checkpoint, "checkpoints.finetuned", "; pass <train run dir>/model") \
+            if checkpoint else None
         self._backend: HFBackend | None = None
 
     def backend_for(self, base: HFBackend) -> HFBackend:

@@ -17,9 +17,9 @@ decoded together), so Fast-dLLM's tokens per forward pass = decoded_tokens / row
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
@@ -41,10 +41,8 @@ class LLaDAStrategy(Strategy):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.settings = SamplerSettings(**(sampler or {}))
-        self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
-        if self.checkpoint is not None and not (self.checkpoint / "config.json").is_file():
-            raise ConfigError(f"checkpoints.llada={checkpoint} is not a saved model directory (no config.json); "
-                              f"pass <train run dir>/model")
+        self.checkpoint = check_saved_model_dir(checkpoint, "checkpoints.llada", "; pass <train run dir>/model") \
+            if checkpoint else None
         self._backend: HFBackend | None = None
         self._counts: dict[str, float] = {}
 
