@@ -33,6 +33,28 @@ class ValidateFinalWeights(L.Callback):
             trainer.should_stop = True
 
 
+class ResumeRecord(L.Callback):
+    """What a resumed run needs from the run it continues, kept in every checkpoint.
+
+    ``val_before`` (the untouched model's validation, measured once before the first fit) is restored from the
+    checkpoint, so a resumed run's ``results.json`` still has it. Loggers are flushed at every checkpoint, so
+    the history a resume keeps (``ResumableCSVLogger``) holds every step up to the checkpoint even after a kill.
+    """
+
+    def __init__(self) -> None:
+        self.val_before: dict[str, float] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"val_before": self.val_before}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.val_before = state_dict.get("val_before")
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        for logger in trainer.loggers:
+            logger.save()
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a hidden temporary file and renames it into place.
 

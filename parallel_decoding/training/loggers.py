@@ -9,6 +9,7 @@ run; under SLURM the id derives from the job id, so a requeued job continues its
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -123,8 +125,63 @@ def instantiate_loggers(cfg: DictConfig, resume_from: Path | None = None) -> lis
         if node._target_.endswith("WandbLogger"):
             node = configure_wandb(cfg, node, resume_from)
         log.info("Instantiating logger <%s>", node._target_)
-        loggers.append(instantiate(node))
+        extra = {}
+        if node._target_.endswith("ResumableCSVLogger") and resume_from is not None:
+            extra["keep_before_step"] = checkpoint_step(resume_from)
+        loggers.append(instantiate(node, **extra))
     return loggers
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a checkpoint was saved at (read memory-mapped: the weights are not loaded)."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("global_step", 0))
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger``, except that a resumed run keeps the history of the run it resumes.
+
+    The stock writer deletes an existing ``metrics.csv`` when it starts (Lightning has no append option), so
+    ``ckpt_path=last`` lost every step before the checkpoint. Given ``keep_before_step`` (the checkpoint's
+    global step), the rows logged before it are kept, and the rows the interrupted run logged after it
+    (redone by the resumed run) are dropped; Lightning's writer then appends as usual. Train rows carry the
+    step of the batch they follow (``global_step - 1``), so a checkpoint at step G covers the rows below G.
+    """
+
+    def __init__(self, *args: Any, keep_before_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_before_step = keep_before_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        metrics_file = Path(self.log_dir) / "metrics.csv"
+        kept, header = [], []
+        if self._keep_before_step is not None and metrics_file.is_file():
+            with metrics_file.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                header = list(reader.fieldnames or [])
+                kept = [row for row in reader if _step(row) < self._keep_before_step]
+        writer = super().experiment  # removes the old file
+        if header:
+            with metrics_file.open("w", newline="") as handle:
+                out = csv.DictWriter(handle, fieldnames=header)
+                out.writeheader()
+                out.writerows(kept)
+            writer.metrics_keys = header  # Lightning's writer appends below, widening the header when needed
+            log.info("csv logger: kept %d rows of %s from before step %d", len(kept), metrics_file,
+                     self._keep_before_step)
+        return writer
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return 0.0
 
 
 def wandb_loggers(loggers: list[Logger]) -> list[Logger]:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.training.callbacks import ResumeRecord
 from parallel_decoding.training.datamodule import QuestionGroupDataModule
 from parallel_decoding.training.loggers import instantiate_loggers, log_hyperparameters, log_model_artifact
 from parallel_decoding.training.runtime import ddp_relaunch_as_job, plain_config, save_config_tree, write_results
@@ -114,7 +115,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
     datamodule: QuestionGroupDataModule = instantiate(cfg.data, _partial_=True)(groups=loaded.groups,
                                                                                 collator=method.collator())
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    record = ResumeRecord()  # val_before and flushed logs survive a resume (kept in every checkpoint)
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), record]
     loggers = instantiate_loggers(cfg, resume_from=ckpt_path)
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -137,10 +139,12 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     with ddp_relaunch_as_job(output_dir):
         if cfg.train:
             if cfg.get("validate_before_fit") and has_val and ckpt_path is None:
-                results["val_before"] = _metrics(trainer.validate(method, datamodule=datamodule, verbose=False,
-                                                                  weights_only=True)[0])
+                record.val_before = _metrics(trainer.validate(method, datamodule=datamodule, verbose=False,
+                                                              weights_only=True)[0])
             trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
                         weights_only=True)
+            if record.val_before is not None:  # measured now, or restored from the resumed checkpoint
+                results["val_before"] = record.val_before
             results["val_after"] = _metrics(trainer.callback_metrics, "val/")
             results["train_loss"] = _metrics(trainer.callback_metrics, "train/")
             if _last_checkpoint_is_stale(cfg, trainer):
