@@ -96,6 +96,7 @@ def test_resume_skips_finished_groups_and_redoes_the_interrupted_one(finished_ru
     # Simulate a kill during the last (group, strategy): its predictions were written, its group row was not.
     (resumed / "groups.jsonl").write_text("".join(json.dumps(r) + "\n" for r in groups[:-1]))
     (resumed / "predictions.jsonl").write_text((run_dir / "predictions.jsonl").read_text() + '{"torn": ')
+    (resumed / "run_settings.json").write_text((run_dir / "run_settings.json").read_text())  # what resume checks
     squad = run_dir.parent / "squad.json"
     result = run_module(
         "parallel_decoding.evaluate", "model=tiny_qwen3", "dataset=squad", f"dataset.path={squad}",

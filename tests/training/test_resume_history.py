@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow  # three short training runs (~2 min on the loaded 2-core machine)
-
 from parallel_decoding.training import pipeline
 from tests.training.runs import train
 from tests.training.test_train_run import Interrupt, InterruptBefore
+
+pytestmark = pytest.mark.slow  # three short training runs (~2 min on the loaded 2-core machine)
 
 # 2 epochs of 4 batches, validation every 3 batches and at the end, last.ckpt every 5 steps: the interrupted
 # run stops before step 6, after the checkpoint at step 5 and after logging rows past it (which the resume redoes).
