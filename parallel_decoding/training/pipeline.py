@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from parallel_decoding.backends.hf import checked_generation
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.base import TrainableMethod
@@ -98,6 +99,8 @@ def export_model(cfg: DictConfig, method: TrainableMethod, checkpoint: Path | No
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.get("generation") is not None:  # validation answers with these: a value that cannot work fails now
+        checked_generation(cfg.generation, seed=cfg.get("seed") or 0)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_dir = Path(cfg.checkpoint_dir)
     if cfg.get("seed") is not None:

@@ -12,8 +12,6 @@ from parallel_decoding.training import pipeline
 from tests.training.runs import train
 from tests.training.test_train_run import Interrupt, InterruptBefore
 
-pytestmark = pytest.mark.slow  # three short training runs (~2 min on the loaded 2-core machine)
-
 # 2 epochs of 4 batches, validation every 3 batches and at the end, last.ckpt every 5 steps: the interrupted
 # run stops before step 6, after the checkpoint at step 5 and after logging rows past it (which the resume redoes).
 RUNS = ["trainer.max_steps=-1", "trainer.max_epochs=2", "data.batch_size=8", "trainer.val_check_interval=3",
@@ -48,6 +46,7 @@ def runs(tmp_path_factory):
     return base, reference, resumed, interrupted_losses
 
 
+@pytest.mark.slow  # three short training runs (~2 min on the loaded 2-core machine)
 def test_metrics_csv_keeps_the_steps_before_the_checkpoint_once(runs):
     base, reference, resumed, interrupted = runs
     assert resumed["resumed_from"].endswith("last.ckpt") and resumed["global_step"] == reference["global_step"] == 8
@@ -60,7 +59,17 @@ def test_metrics_csv_keeps_the_steps_before_the_checkpoint_once(runs):
     assert val_steps(base / "resumed") == val_steps(base / "reference")
 
 
+@pytest.mark.slow
 def test_val_before_survives_the_resume(runs):
     base, reference, resumed, _ = runs
     assert resumed["val_before"] == reference["val_before"] and "val/f1" in resumed["val_before"]
     assert json.loads((base / "resumed" / "results.json").read_text())["val_before"] == reference["val_before"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+def test_train_refuses_generation_settings_that_cannot_work_before_any_work(tmp_path, value):
+    from parallel_decoding.config import ConfigError
+
+    with pytest.raises(ConfigError, match="generation.max_new_tokens must be a whole number >= 1, got"):
+        train(tmp_path, f"generation.max_new_tokens={value}")
+    assert list(tmp_path.iterdir()) == []
