@@ -140,10 +140,12 @@ def guard_run(log: logging.Logger, *, task_name: str, run_dir: str | Path | None
 
 def _report_interrupt(log: logging.Logger, task_name: str, run_dir: str | Path | None,
                       resume_hint: str | None) -> None:
-    if remove_if_empty(run_dir, task_name) or not resume_hint:
+    if remove_if_empty(run_dir, task_name):
         log.error("interrupted before anything was written")
-    else:
+    elif resume_hint:
         log.error("interrupted; resume with %s", resume_hint)
+    else:
+        log.error("interrupted")
     sys.exit(INTERRUPTED_EXIT)
 
 

@@ -30,6 +30,9 @@ ENTRY_KEYS: dict[str, dict[str, frozenset]] = {
               "validate_before_fit": frozenset({bool}), "test": frozenset({bool}), "export": frozenset({bool}),
               "trainer.max_steps": frozenset({int, type(None)}), "trainer.max_epochs": frozenset({int, type(None)}),
               "trainer.accumulate_grad_batches": frozenset({int})},
+    "serve": {"port": frozenset({int}), "max_new_tokens": frozenset({int}), "max_body_bytes": frozenset({int}),
+              "max_waiting": frozenset({int}), "max_requests": frozenset({int, type(None)}),
+              "idle_timeout_s": frozenset({int, float, type(None)})},
 }
 _SIMPLE = {"int": int, "float": float, "bool": bool, "None": type(None)}
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false"}

@@ -287,10 +287,12 @@ def _main() -> None:
 
     from parallel_decoding.backends.api import read_api_key
     from parallel_decoding.cli import guard_run
+    from parallel_decoding.preflight import check_config
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
     def main(cfg: DictConfig) -> None:
         with guard_run(log, task_name=cfg.task_name, run_dir=cfg.paths.output_dir):  # e.g. port in use: one line
+            check_config(cfg, "serve")  # e.g. port=abc: one line naming the key
             check_loopback(cfg.host)
             api_key = read_api_key(cfg.api_key_env)
             bundle = instantiate(cfg.model.loader)
