@@ -62,8 +62,8 @@ def json_error_line(source: Path | str, error: json.JSONDecodeError) -> str:
     size = len(error.doc)
     at_end = not error.doc[error.pos:].strip() or error.msg.startswith("Unterminated")
     hint = " (it ends early: a truncated file?)" if at_end else ""
-    return (f"data file {source} is not valid JSON{hint}: {error.msg} at line {error.lineno} column "
-            f"{error.colno} (character {error.pos} of {size})")
+    return (f"data file {source} is not valid JSON{hint}: {error.msg} (line {error.lineno}, column {error.colno}, "
+            f"character {error.pos} of {size})")
 
 
 def load_json_file(path: str | Path) -> tuple[Path, Any]:

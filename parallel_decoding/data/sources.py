@@ -112,7 +112,7 @@ def read_json_records(path: str) -> Any:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise ConfigError(f"data file {resolved} is JSONL but line {number} is not valid JSON: "
-                                  f"{error.msg} at column {error.colno}") from None
+                                  f"{error.msg} (column {error.colno})") from None
         return rows
 
 

@@ -59,7 +59,7 @@ def read_results(path: Path) -> dict[str, Any]:
         raise ValueError(f"not UTF-8 (byte offset {err.start})") from None
     except json.JSONDecodeError as err:
         truncated = not err.doc[err.pos:].strip() or err.msg.startswith("Unterminated")
-        raise ValueError(f"{'truncated' if truncated else 'not valid'} JSON ({err.msg} at line {err.lineno} "
+        raise ValueError(f"{'truncated' if truncated else 'not valid'} JSON ({err.msg}: line {err.lineno}, "
                          f"column {err.colno})") from None
     except OSError as err:
         raise ValueError(f"unreadable ({err.strerror or err})") from None
