@@ -123,7 +123,7 @@ REQUEST = st.fixed_dictionaries({}, optional={
     "n": JSON, "stream": JSON})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(request=REQUEST | JSON)
 def test_parse_returns_or_says_why(server, request):
     """Any JSON body: parsed into valid settings, or a 4xx RequestError; nothing else escapes."""
@@ -137,7 +137,7 @@ def test_parse_returns_or_says_why(server, request):
     assert sampling.temperature > 0 and 0 < sampling.top_p <= 1 and math.isfinite(sampling.temperature)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(request=REQUEST)
 def test_over_http_no_request_gets_a_500(server, request):
     status, reply = post_json(server, request)
