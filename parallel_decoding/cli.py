@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -97,6 +98,8 @@ def remove_if_empty(run_dir: str | Path | None, task_name: str) -> bool:
     failed jobs by their dirs)."""
     if run_dir is None or _hydra_mode() != "RUN" or not run_dir_is_empty(run_dir, task_name):
         return False
+    if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("RANK", "0") or 0) > 0:
+        return False  # a DDP child shares rank 0's run dir: rank 0 decides
     shutil.rmtree(run_dir, ignore_errors=True)
     return not Path(run_dir).exists()
 
