@@ -7,7 +7,6 @@ Either way entry points find it from any working directory.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -54,12 +53,9 @@ def find_user_error(err: BaseException | None) -> BaseException | None:
 
 @contextmanager
 def exit_on_user_error(log: logging.Logger) -> Iterator[None]:
-    """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback."""
-    try:
+    """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback.
+    (``parallel_decoding.cli.guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.)"""
+    from parallel_decoding.cli import guard_run
+
+    with guard_run(log, task_name=""):
         yield
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None:
-            raise
-        log.error("%s", user_error)
-        sys.exit(2)

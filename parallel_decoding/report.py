@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 
+from parallel_decoding.cli import USER_ERROR_EXIT, user_error_message
 from parallel_decoding.reporting.collect import collect_sweep
 from parallel_decoding.reporting.report import write_report
 
@@ -21,13 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     try:
         written = write_report(args.sweep_dir, args.out)
-    except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-        raise SystemExit(2) from err
+    except Exception as err:  # noqa: BLE001 - a missing dir or an unwritable --out is one line; bugs re-raise
+        message = user_error_message(err)
+        if message is None:
+            raise
+        console.print(f"[red]{escape(message)}[/red]", soft_wrap=True)
+        raise SystemExit(USER_ERROR_EXIT) from None
     sweep = collect_sweep(args.sweep_dir)
     console.print(written["markdown"].read_text())
     if sweep.missing_jobs:
         console.print(f"[yellow]{len(sweep.missing_jobs)} job(s) without results: {', '.join(sweep.missing_jobs)}")
+    for job, why in sweep.broken_jobs.items():
+        console.print(f"[yellow]job {escape(job)} left out: {escape(why)}", soft_wrap=True)
     for name, path in written.items():
         console.print(f"{name}: {path}")
 

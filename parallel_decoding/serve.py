@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -141,44 +142,85 @@ class ChatCompletionServer:
         }
 
     def parse(self, request: Any) -> tuple[list[dict[str, str]], int, GenerationSettings]:
+        """A request body -> (messages, max_tokens, settings); anything malformed is a 400 that says what."""
         if not isinstance(request, dict):
             raise RequestError(400, "the body must be a JSON object")
         if request.get("model") not in (None, self.served_model):
-            raise RequestError(404, f"model {request.get('model')!r} is not served here; this server serves "
-                                    f"{self.served_model!r}")
+            raise RequestError(404, f"model {str(request.get('model'))[:100]!r} is not served here; this server "
+                                    f"serves {self.served_model!r}")
         if request.get("stream"):
             raise RequestError(400, "streaming is not supported")
-        if request.get("n", 1) != 1:
+        if request.get("n", 1) != 1 or isinstance(request.get("n"), bool):
             raise RequestError(400, "only n=1 is supported")
         raw = request.get("messages")
         if not isinstance(raw, list) or not raw:
             raise RequestError(400, "messages must be a non-empty list")
-        messages = []
-        for message in raw:
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-            if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(content, str):
-                raise RequestError(400, "each message needs a role (system, user, assistant) and text content")
-            messages.append({"role": message["role"], "content": content})
+        messages = [{"role": role, "content": content} for role, content in map(_message, raw)]
         requested = request.get("max_completion_tokens", request.get("max_tokens"))
-        if requested is not None and (not isinstance(requested, int) or requested < 1):
+        if requested is not None and (not _is_int(requested) or requested < 1):
             raise RequestError(400, "max_tokens must be a positive integer")
         max_tokens = min(requested or self.max_new_tokens, self.max_new_tokens)
-        try:
-            temperature = float(request.get("temperature", 1.0))
-            top_p = float(request.get("top_p", 1.0))
-            seed = int(request.get("seed") or 0)
-        except (TypeError, ValueError) as error:
-            raise RequestError(400, f"bad sampling parameter: {error}") from error
+        temperature = _number(request, "temperature", 1.0)
+        top_p = _number(request, "top_p", 1.0)
+        if temperature < 0:
+            raise RequestError(400, f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise RequestError(400, f"top_p must be in (0, 1], got {top_p}")
+        seed = request.get("seed")
+        if seed is not None and not _is_int(seed):
+            raise RequestError(400, "seed must be an integer")
         settings = GenerationSettings(max_new_tokens=max_tokens, do_sample=temperature > 0,
-                                      temperature=temperature if temperature > 0 else 1.0, top_p=top_p, seed=seed)
+                                      temperature=temperature if temperature > 0 else 1.0, top_p=top_p,
+                                      seed=int(seed or 0))
         return messages, max_tokens, settings
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(request: dict[str, Any], key: str, default: float) -> float:
+    """A finite JSON number (null: the default); a string, a bool or NaN is a 400."""
+    value = request.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(400, f"{key} must be a number, got {str(value)[:50]!r}")
+    return float(value)
+
+
+def _message(message: Any) -> tuple[str, str]:
+    """One chat message -> (role, text); content is a string or a list of text parts (``{"type": "text",
+    "text": "..."}``); anything else is a 400."""
+    bad = RequestError(400, "each message needs a role (system, user, assistant) and text content (a string or "
+                            "a list of {\"type\": \"text\", \"text\": <string>} parts)")
+    if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in ROLES:
+        raise bad
+    content = message.get("content")
+    if isinstance(content, list):
+        if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                   for p in content):
+            raise bad
+        content = "".join(p["text"] for p in content)
+    if not isinstance(content, str):
+        raise bad
+    return message["role"], content
+
+
+def content_length(header: str | None) -> int:
+    """The request's body size from its ``Content-Length`` header: missing is 411, malformed 400."""
+    if header is None or not header.strip():
+        raise RequestError(411, "Content-Length required")
+    text = header.strip()
+    if not text.isascii() or not text.isdigit():
+        raise RequestError(400, f"Content-Length must be a non-negative integer, got {text[:40]!r}")
+    return int(text)
 
 
 def _handler_for(server: ChatCompletionServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 30  # seconds a connection may stall (a body shorter than its Content-Length) before it is dropped
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
             log.debug("%s %s", self.address_string(), format % args)  # request line only, never headers
@@ -206,24 +248,30 @@ def _handler_for(server: ChatCompletionServer) -> type[BaseHTTPRequestHandler]:
                 self.send_error_json(RequestError(404, f"no route {self.path}"))
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body_read = False
             try:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     raise RequestError(404, f"no route {self.path}")
                 if not server.authorized(self.headers.get("Authorization")):
                     raise RequestError(401, "missing or wrong API key")
-                length = int(self.headers.get("Content-Length") or -1)
-                if length < 0:
-                    raise RequestError(411, "Content-Length required")
+                if self.headers.get("Transfer-Encoding"):
+                    raise RequestError(411, "Content-Length required (chunked bodies are not supported)")
+                length = content_length(self.headers.get("Content-Length"))
                 if length > server.max_body_bytes:
                     raise RequestError(413, f"body over {server.max_body_bytes} bytes")
                 try:
-                    request = json.loads(self.rfile.read(length) or b"null")
-                except json.JSONDecodeError as error:
-                    raise RequestError(400, f"body is not JSON: {error}") from error
+                    body = self.rfile.read(length)
+                    body_read = len(body) == length
+                except TimeoutError as error:
+                    raise RequestError(408, "the body did not arrive (shorter than its Content-Length?)") from error
+                try:
+                    request = json.loads(body or b"null")
+                except (ValueError, RecursionError) as error:  # JSON syntax, bad UTF-8, absurd nesting
+                    raise RequestError(400, f"body is not JSON: {str(error)[:200]}") from None
                 self.send_json(200, server.chat_completion(request))
             except RequestError as error:
-                if error.status in (411, 413):
-                    self.close_connection = True  # the unread body must not be parsed as the next request
+                if not body_read:
+                    self.close_connection = True  # an unread body must not be parsed as the next request
                 self.send_error_json(error)
             except Exception as error:  # a model failure is the server's fault: 500, and keep serving
                 log.exception("chat completion failed")
@@ -238,11 +286,13 @@ def _main() -> None:
     from omegaconf import DictConfig
 
     from parallel_decoding.backends.api import read_api_key
-    from parallel_decoding.config import exit_on_user_error
+    from parallel_decoding.cli import guard_run
+    from parallel_decoding.preflight import check_config
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
     def main(cfg: DictConfig) -> None:
-        with exit_on_user_error(log):
+        with guard_run(log, task_name=cfg.task_name, run_dir=cfg.paths.output_dir):  # e.g. port in use: one line
+            check_config(cfg, "serve")  # e.g. port=abc: one line naming the key
             check_loopback(cfg.host)
             api_key = read_api_key(cfg.api_key_env)
             bundle = instantiate(cfg.model.loader)

@@ -1,7 +1,6 @@
 """Train a method on question groups.
 
-    python -m parallel_decoding.train method=sft model=smollm2_135m dataset=squad \
-        dataset.path=../shared/data/squad/dev-v1.1-half-a.json trainer.max_steps=300
+    python -m parallel_decoding.train method=sft model=smollm2_135m dataset=squad trainer.max_steps=300
     python -m parallel_decoding.train +experiment=squad_sft_lora              # a saved experiment
     python -m parallel_decoding.train -m method.optimizer.lr=1e-5,3e-5        # a sweep (multirun/)
     python -m parallel_decoding.train hardware=ddp_sim ...                    # 2 CPU processes (gloo)
@@ -15,28 +14,36 @@ Writes ``results.json`` (metrics before/after, test, export dir), ``config_tree.
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from parallel_decoding.config import CONFIG_DIR, ConfigError
-from parallel_decoding.models.bundle import ModelUnavailableError
-from parallel_decoding.training.pipeline import run_training
-from parallel_decoding.training.runtime import hydra_mode, is_ddp_child, task_wrapper
+from parallel_decoding.cli import guard_run, in_multirun
+from parallel_decoding.config import CONFIG_DIR
+from parallel_decoding.preflight import check_config, check_devices
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        results = task_wrapper(run_training)(cfg)
-    except (ModelUnavailableError, ConfigError, FileNotFoundError) as err:
-        log.error("%s", err)  # already recorded by the task wrapper; a single run exits without a traceback
-        sys.exit(2)
+    run_dir = cfg.paths.output_dir
+    with guard_run(log, task_name=cfg.task_name, run_dir=run_dir,
+                   resume_hint=f"ckpt_path=last hydra.run.dir={run_dir}"):
+        if not in_multirun():
+            check_config(cfg, "train")  # names, types and the step budget, before the heavy imports below
+        from parallel_decoding.training.pipeline import run_training
+        from parallel_decoding.training.runtime import hydra_mode, is_ddp_child, task_wrapper
+
+        def checked_training(cfg: DictConfig) -> dict:
+            check_config(cfg, "train")  # in a sweep, a bad job is recorded as failed and the sweep goes on
+            check_devices(cfg)
+            return run_training(cfg)
+
+        # a single run's error reaches guard_run: one line, exit 2
+        results = task_wrapper(checked_training)(cfg)
     if hydra_mode() != "MULTIRUN" and results.get("status") == "ok" and not is_ddp_child():
-        log.info("results written to %s", cfg.paths.output_dir)
+        log.info("results written to %s", run_dir)
     return results.get("metric")
 
 

@@ -81,8 +81,9 @@ class ChatClient:
         self._http.close()
 
     def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None) -> Completion:
-        """One chat completion, retried on transient failures; raises ``ApiError`` when it cannot be had."""
+                 top_p: float = 1.0, seed: int | None = None, retry_transport: bool = True) -> Completion:
+        """One chat completion, retried on transient failures; raises ``ApiError`` when it cannot be had.
+        ``retry_transport=False``: a connection that cannot be made at all fails at once (a first contact)."""
         payload: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": int(max_tokens),
                                    "temperature": float(temperature), "top_p": float(top_p), "n": 1}
         if seed is not None:
@@ -95,6 +96,9 @@ class ChatClient:
                     response = self._http.post("chat/completions", json=payload, headers=self._headers)
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 failure = f"{type(error).__name__}"
+                if not retry_transport and isinstance(error, httpx.ConnectError):
+                    raise ApiError(f"cannot connect to {self.base_url} ({type(error).__name__}: "
+                                   f"{str(error)[:120] or 'no detail'})") from None
             else:
                 if response.status_code == 200:
                     return parse_completion(response)
@@ -213,5 +217,12 @@ class ApiBackend:
             self._stats = None
 
     def warmup(self) -> None:
-        """One uncounted request: connection set up, and a wrong URL or key fails before any group runs."""
-        self.client.complete([{"role": "user", "content": "Hi"}], max_tokens=2, **self.sampling())
+        """One uncounted request: connection set up, and a wrong URL, model or key fails before any group runs, as
+        one line (a ``ConfigError``); an unreachable server is not retried."""
+        try:
+            self.client.complete([{"role": "user", "content": "Hi"}], max_tokens=2, retry_transport=False,
+                                 **self.sampling())
+        except ApiError as error:
+            raise ConfigError(f"backend=api: {error}; check backend.base_url (is the server running? "
+                              f"python -m parallel_decoding.serve serves one locally), backend.model and "
+                              f"backend.api_key_env") from None

@@ -7,13 +7,12 @@ it is the test bed for dependency-aware strategies. The dev file ships inside th
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.grouping import select_groups
-from parallel_decoding.data.loading import resolve_data_path
+from parallel_decoding.data.loading import load_json_file, resolve_data_path
 from parallel_decoding.data.schema import LoadedGroups, Question, QuestionGroup
 
 SHIPPED_FILES = {"dev": "fanout-final-dev.json", "test": "fanout-final-test.json"}
@@ -29,9 +28,7 @@ def load_fanoutqa(
 ) -> LoadedGroups:
     """Groups from ``path`` (a FanOutQA JSON list) or the file of ``split`` shipped with the package."""
     loaded = LoadedGroups(groups=[])
-    file = resolve_data_path(path) if path else shipped_file(split)
-    with file.open(encoding="utf-8") as handle:
-        rows = json.load(handle)
+    file, rows = load_json_file(resolve_data_path(path) if path else shipped_file(split))  # damaged: one line
     if not isinstance(rows, list):
         raise ConfigError(f"{file} is not FanOutQA JSON: expected a list of questions")
     candidates = [group for row in rows if (group := group_from_row(row, loaded)) is not None]

@@ -2,18 +2,25 @@
 unrelated questions into groups, and how multiple-choice questions are written out.
 
 Every loader takes ``path`` (a local file in the dataset's own release format) or a hub id read through
-``datasets.load_dataset``; a hub failure names the offline fix instead of a network traceback.
+``datasets.load_dataset``; a hub failure names the offline fix instead of a network traceback. SQuAD also looks
+in a configured data dir (``choose_source``) before the hub.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence, TypeVar
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.data.loading import resolve_data_path
+from parallel_decoding.data.loading import PROJECT_ROOT, json_error_line, read_data_text, resolve_data_path
+from parallel_decoding.hub import prepare_hub_access
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -25,8 +32,10 @@ CHOICE_INSTRUCTION = {
 
 
 def read_hub_split(hub_id: str, split: str, *, name: str | None = None, revision: str | None = None,
-                   dataset: str) -> Iterable[dict[str, Any]]:
-    """A hub split as rows; any failure (offline, no cache, a script-only dataset) names ``dataset.path``."""
+                   dataset: str, fix: str | None = None) -> Iterable[dict[str, Any]]:
+    """A hub split as rows; any failure (offline, no cache, a script-only dataset) is one line naming the fix
+    (``dataset.path`` unless ``fix`` says more). Offline is detected once, before the hub client's retries."""
+    offline = prepare_hub_access()
     try:
         import datasets
 
@@ -34,27 +43,85 @@ def read_hub_split(hub_id: str, split: str, *, name: str | None = None, revision
         return datasets.load_dataset(hub_id, name, split=split, **kwargs) if name else \
             datasets.load_dataset(hub_id, split=split, **kwargs)
     except Exception as error:  # the hub raises many types (connection, offline mode, missing cache)
-        raise ConfigError(
-            f"dataset {hub_id}{f' ({name})' if name else ''} split {split!r} is not available here; "
-            f"pass dataset.path=<local {dataset} file> ({type(error).__name__}: {error})"
-        ) from error
+        what = f"dataset {hub_id}{f' ({name})' if name else ''} split {split!r}"
+        why = (f"the hub cannot be reached ({offline}) and it is not in the local Hugging Face cache" if offline
+               else f"{type(error).__name__}: {_short(error)}")
+        raise ConfigError(f"{what} is not available: {why}; {fix or f'pass dataset.path=<local {dataset} file>'}") \
+            from None
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a dataset is read from: ``path`` (dataset.path), ``data_dir`` (a file found in the configured data
+    dir) or ``hub``; ``location`` is the file or the hub id."""
+
+    kind: str
+    location: str
+
+
+def choose_source(dataset: str, *, path: str | None, data_dir: str | None, data_files: Sequence[str],
+                  hub_id: str, split: str) -> DataSource:
+    """``dataset.path`` first, then the first of ``data_files`` found in ``data_dir``, then the hub; the one
+    log line a run gets says which and why."""
+    if path:
+        resolved = resolve_data_path(path)
+        log.info("%s: reading %s (dataset.path)", dataset, resolved)
+        return DataSource("path", str(resolved))
+    if data_dir:
+        root = resolve_data_dir(data_dir)
+        for name in data_files:
+            candidate = root / name
+            if candidate.is_file():
+                log.info("%s: reading %s (from the data dir %s)", dataset, candidate.resolve(), root)
+                return DataSource("data_dir", str(candidate.resolve()))
+        why = f"no dataset.path, and the data dir {root} holds none of {', '.join(data_files) or '(no file names)'}"
+    else:
+        why = "no dataset.path and no data dir"
+    log.info("%s: reading %s split %s from the Hugging Face hub (%s)", dataset, hub_id, split, why)
+    return DataSource("hub", hub_id)
+
+
+def resolve_data_dir(data_dir: str | Path) -> Path:
+    """A configured data dir: absolute as is; relative against the cwd, then the project root."""
+    given = Path(data_dir).expanduser()
+    if given.is_absolute():
+        return given
+    for candidate in (Path.cwd() / given, PROJECT_ROOT / given):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (Path.cwd() / given).resolve()
 
 
 def read_json_records(path: str) -> Any:
     """A local JSON document, or a JSONL file as a list of its rows (blank lines ignored)."""
-    resolved = resolve_data_path(path)
-    text = resolved.read_text(encoding="utf-8")
+    resolved, text = read_data_text(path)
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as document_error:
+        lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if not lines or not _parses(lines[0][1]):  # not JSONL either: report the document's own error
+            raise ConfigError(json_error_line(resolved, document_error)) from None
         rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ConfigError(f"{resolved} is neither JSON nor JSONL (line {number}: {error})") from error
+        for number, line in lines:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"data file {resolved} is JSONL but line {number} is not valid JSON: "
+                                  f"{error.msg} (column {error.colno})") from None
         return rows
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def chunk_at_random(items: Sequence[T], *, min_size: int, max_size: int | None, seed: int) -> list[list[T]]:

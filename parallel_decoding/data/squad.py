@@ -1,22 +1,26 @@
 """SQuAD v1.1 as question groups: every paragraph (context) with its questions is one group.
 
-Reads a local SQuAD JSON (the offline path) or the Hugging Face hub split. Malformed rows are counted in
-``LoadedGroups.skipped`` rather than raised, so one bad row never costs a whole evaluation run.
+Reads a local SQuAD JSON (``dataset.path``, or ``squad/dev-v1.1.json`` in the data dir) or the Hugging Face hub
+split. Malformed rows are counted in ``LoadedGroups.skipped`` rather than raised, so one bad row never costs a
+whole evaluation run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.grouping import select_groups
-from parallel_decoding.data.loading import resolve_data_path
+from parallel_decoding.data.loading import load_json_file
 from parallel_decoding.data.schema import LoadedGroups, Question, QuestionGroup
+from parallel_decoding.data.sources import choose_source, read_hub_split
 
-OFFLINE_EXAMPLE_PATH = "../shared/data/squad/dev-v1.1-half-a.json"
+LOCAL_FIX = ("pass dataset.path=<a local SQuAD v1.1 JSON>, or put it in a data dir as squad/dev-v1.1.json and set "
+             "PARALLEL_DECODING_DATA=<that dir> (or paths.data_dir=<that dir>)")
+# Looked for in the data dir, per split, in this order (the official file names; half A is this project's copy).
+DATA_FILES = {"validation": ("squad/dev-v1.1.json", "squad/dev-v1.1-half-a.json"), "train": ("squad/train-v1.1.json",)}
 
 
 def load_squad(
@@ -27,11 +31,16 @@ def load_squad(
     min_questions: int = 1,
     max_questions: int | None = 5,
     seed: int = 13,
+    data_dir: str | None = None,
+    data_files: Mapping[str, Sequence[str]] | None = None,
 ) -> LoadedGroups:
-    """Groups drawn from a local SQuAD JSON when ``path`` is set, else from ``hub_id``/``split``."""
+    """Groups drawn from ``path`` if set, else from the first of ``data_files[split]`` found in ``data_dir``, else
+    from ``hub_id``/``split`` (one log line says which)."""
     loaded = LoadedGroups(groups=[])
-    if path:
-        candidates = read_squad_file(path, loaded)
+    source = choose_source("SQuAD", path=path, data_dir=data_dir,
+                           data_files=tuple((data_files or DATA_FILES).get(split, ())), hub_id=hub_id, split=split)
+    if source.kind != "hub":
+        candidates = read_squad_file(source.location, loaded)
     else:
         candidates = group_hub_rows(read_hub_rows(hub_id, split), loaded)
     loaded.groups = select_groups(
@@ -47,9 +56,7 @@ def load_squad(
 
 def read_squad_file(path: str, skipped: LoadedGroups) -> list[QuestionGroup]:
     """Every paragraph of a SQuAD v1.1 JSON file that has at least one valid question, in file order."""
-    resolved = resolve_data_path(path)
-    with resolved.open(encoding="utf-8") as handle:
-        document = json.load(handle)
+    resolved, document = load_json_file(path)
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list):
         raise ConfigError(f"{resolved} is not SQuAD v1.1 JSON: expected an object with a 'data' list")
@@ -85,16 +92,8 @@ def read_squad_file(path: str, skipped: LoadedGroups) -> list[QuestionGroup]:
 
 
 def read_hub_rows(hub_id: str, split: str) -> Iterable[dict[str, Any]]:
-    """The flat hub split (one row per question); any failure becomes an error that names the offline fix."""
-    try:
-        import datasets
-
-        return datasets.load_dataset(hub_id, split=split)
-    except Exception as error:  # the hub raises many types (connection, offline mode, missing cache)
-        raise ConfigError(
-            f"dataset {hub_id} is not available offline; pass dataset.path=<local SQuAD json>, "
-            f"e.g. {OFFLINE_EXAMPLE_PATH} ({type(error).__name__}: {error})"
-        ) from error
+    """The flat hub split (one row per question); any failure becomes one line that names the local options."""
+    return read_hub_split(hub_id, split, dataset="SQuAD", fix=LOCAL_FIX)
 
 
 def group_hub_rows(rows: Iterable[Any], skipped: LoadedGroups) -> list[QuestionGroup]:

@@ -10,14 +10,15 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from parallel_decoding.reporting.report import write_report
-from parallel_decoding.reporting.wandb_log import log_report
-
 log = logging.getLogger(__name__)
 
 
 class SweepReportCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # imported here: Hydra builds its callbacks before every run, and matplotlib costs seconds to import
+        from parallel_decoding.reporting.report import write_report
+        from parallel_decoding.reporting.wandb_log import log_report
+
         sweep_dir = Path(config.hydra.sweep.dir)
         if not any(sweep_dir.glob("*/results.json")):
             return

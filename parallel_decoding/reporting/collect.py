@@ -1,6 +1,8 @@
 """Read a sweep directory: each job's ``results.json`` plus the overrides Hydra saved for it.
 
-A job that crashed (no ``results.json``) is listed as missing, never silently dropped."""
+A job that crashed (no ``results.json``) is listed as missing, and one whose ``results.json`` cannot be read
+(truncated, not JSON, not the evaluate shape) as broken with the reason; neither is silently dropped, and
+neither stops the other jobs from being reported."""
 
 from __future__ import annotations
 
@@ -23,14 +25,19 @@ class SweepRecords:
     records: list[dict[str, Any]]
     swept: list[str]
     missing_jobs: list[str] = field(default_factory=list)
+    broken_jobs: dict[str, str] = field(default_factory=dict)  # job -> why its results.json was not used
 
 
 def _parse_overrides(job_dir: Path) -> dict[str, str]:
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        items = []  # a damaged Hydra record: the job's results still count, without its overrides
     overrides = {}
-    for item in yaml.safe_load(path.read_text()) or []:
+    for item in items if isinstance(items, list) else []:
         key, _, value = str(item).partition("=")
         overrides[key.lstrip("+~")] = value
     return overrides
@@ -44,25 +51,60 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A job's ``results.json`` as ``{"strategies": {name: entry}}``; ``ValueError`` (one line) when it is not."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"not UTF-8 (byte offset {err.start})") from None
+    except json.JSONDecodeError as err:
+        truncated = not err.doc[err.pos:].strip() or err.msg.startswith("Unterminated")
+        raise ValueError(f"{'truncated' if truncated else 'not valid'} JSON ({err.msg}: line {err.lineno}, "
+                         f"column {err.colno})") from None
+    except OSError as err:
+        raise ValueError(f"unreadable ({err.strerror or err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    strategies = data.get("strategies", {})
+    if not isinstance(strategies, dict) or not all(isinstance(e, dict) for e in strategies.values()):
+        raise ValueError("'strategies' is not an object of per-strategy objects")
+    for name, entry in strategies.items():
+        for part in ("metrics", "efficiency"):
+            if not isinstance(entry.get(part, {}), dict):
+                raise ValueError(f"strategy {name!r}: {part!r} is not an object")
+    return data
+
+
+def _number(value: Any) -> Any:
+    """Metric and cost cells: numbers (and null) pass; anything else is shown as missing."""
+    return value if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) else None
+
+
 def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
-    jobs, missing = [], []
+        raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist" if not sweep_dir.exists()
+                                else f"{sweep_dir} is not a directory (pass a sweep dir or a run dir)")
+    jobs, missing, broken = [], [], {}
     for job_dir in _job_dirs(sweep_dir):
         results_path = job_dir / "results.json"
         if not results_path.is_file():
             missing.append(job_dir.name)
             continue
-        jobs.append((job_dir, _parse_overrides(job_dir), json.loads(results_path.read_text())))
+        try:
+            results = read_results(results_path)
+        except ValueError as err:
+            broken[job_dir.name] = f"{results_path}: {err}"
+            continue
+        jobs.append((job_dir, _parse_overrides(job_dir), results))
     keys = sorted({k for _, overrides, _ in jobs for k in overrides})
     swept = [k for k in keys if len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
     records = []
     for job_dir, overrides, results in jobs:
         for strategy, entry in results.get("strategies", {}).items():
             record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept}, "strategy": strategy,
-                      "n_questions": entry.get("n_questions", 0)}
-            record.update({k: entry.get("metrics", {}).get(k) for k in METRIC_KEYS})
-            record.update({k: entry.get("efficiency", {}).get(k) for k in COST_KEYS})
+                      "n_questions": _number(entry.get("n_questions", 0)) or 0}
+            record.update({k: _number(entry.get("metrics", {}).get(k)) for k in METRIC_KEYS})
+            record.update({k: _number(entry.get("efficiency", {}).get(k)) for k in COST_KEYS})
             records.append(record)
-    return SweepRecords(records=records, swept=swept, missing_jobs=missing)
+    return SweepRecords(records=records, swept=swept, missing_jobs=missing, broken_jobs=broken)

@@ -40,12 +40,21 @@ def _strategies(sweep: SweepRecords) -> list[str]:
     return list(dict.fromkeys(r["strategy"] for r in sweep.records))
 
 
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def _cell(record: dict | None) -> str:
     if record is None:
         return "—"
-    return (f"EM {record['em']:.3f} · F1 {record['f1']:.3f} · len {record['lenient']:.3f} · "
-            f"prompt {record['prompt_tokens']} (dedup {record['dedup_prompt_tokens']}) · "
-            f"{record['latency_s']:.2f} s")
+    return (f"EM {_fmt(record['em'], '.3f')} · F1 {_fmt(record['f1'], '.3f')} · len {_fmt(record['lenient'], '.3f')} · "
+            f"prompt {_fmt(record['prompt_tokens'], '')} (dedup {_fmt(record['dedup_prompt_tokens'], '')}) · "
+            f"{_fmt(record['latency_s'], '.2f')} s")
+
+
+def _complete(rows: list[dict], *keys: str) -> list[dict]:
+    """Rows that have every figure a plot needs (a job may lack one, e.g. EM under another metric set)."""
+    return [r for r in rows if all(r.get(k) is not None for k in keys)]
 
 
 def _lookup(sweep: SweepRecords) -> dict[tuple, dict]:
@@ -61,6 +70,9 @@ def markdown_table(sweep: SweepRecords) -> str:
         lines.append("| " + " | ".join([*map(str, keys), *(_cell(lookup.get((setting, s))) for s in strategies)]) + " |")
     if sweep.missing_jobs:
         lines.append(f"\nJobs without results (crashed or unfinished): {', '.join(sweep.missing_jobs)}")
+    if sweep.broken_jobs:
+        lines.append(f"\nJobs whose results.json could not be read (left out): "
+                     f"{'; '.join(f'{job} ({why})' for job, why in sweep.broken_jobs.items())}")
     return "\n".join(lines) + "\n"
 
 
@@ -99,7 +111,7 @@ def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     points = []
     for strategy in _strategies(sweep):
-        rows = [r for r in sweep.records if r["strategy"] == strategy]
+        rows = _complete([r for r in sweep.records if r["strategy"] == strategy], "latency_s_per_question", "em")
         xs, ys = [r["latency_s_per_question"] for r in rows], [r["em"] for r in rows]
         points.extend(zip(xs, ys))
         ax.scatter(xs, ys, label=strategy, s=40)
@@ -118,7 +130,8 @@ def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
 def _plot_scaling(sweep: SweepRecords, key: str, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     for strategy in _strategies(sweep):
-        rows = sorted((r for r in sweep.records if r["strategy"] == strategy), key=lambda r: float(r[key]))
+        rows = sorted(_complete([r for r in sweep.records if r["strategy"] == strategy], "latency_s_per_question",
+                                "prompt_tokens", "dedup_prompt_tokens"), key=lambda r: float(r[key]))
         xs = [float(r[key]) for r in rows]
         per_q = [max(r["n_questions"], 1) for r in rows]
         left.plot(xs, [r["latency_s_per_question"] for r in rows], marker="o", label=strategy)
@@ -136,7 +149,8 @@ def _plot_scaling(sweep: SweepRecords, key: str, path: Path) -> Path:
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     sweep = collect_sweep(sweep_dir)
     if not sweep.records:
-        raise FileNotFoundError(f"no job under {sweep_dir} has a results.json")
+        broken = "".join(f"; {why}" for why in sweep.broken_jobs.values())
+        raise FileNotFoundError(f"no job under {sweep_dir} has a readable results.json{broken}")
     out = Path(out_dir or sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"markdown": out / "report.md"}

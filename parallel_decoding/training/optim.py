@@ -18,6 +18,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from parallel_decoding.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 BITSANDBYTES_OPTIMIZERS = {"adamw8bit": "AdamW8bit", "paged_adamw8bit": "PagedAdamW8bit", "lion8bit": "Lion8bit",
@@ -102,7 +104,9 @@ def planned_optimizer_steps(trainer) -> int:
     if trainer.max_epochs is None or trainer.max_epochs < 0:
         if max_steps > 0:
             return max_steps
-        raise ValueError("an LR schedule needs a length: set trainer.max_steps or trainer.max_epochs")
+        raise ConfigError(f"an LR schedule needs a length: trainer.max_steps={trainer.max_steps} and "
+                          f"trainer.max_epochs={trainer.max_epochs}; set trainer.max_steps to a positive number of "
+                          f"steps, or trainer.max_epochs=N")
     batches = trainer.datamodule.train_batches_per_epoch(trainer.world_size)
     limit = trainer.overfit_batches if trainer.overfit_batches else trainer.limit_train_batches
     if isinstance(limit, int):

@@ -44,16 +44,27 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> Path | Non
     if ckpt_path == "last":
         last = checkpoint_dir / LAST_CHECKPOINT
         if last.is_file():
-            return last
+            return check_checkpoint_file(last)
         rank_zero_only(log.warning)("ckpt_path=last but %s does not exist: training from scratch (to resume another "
                                     "run pass hydra.run.dir=<its run dir> or ckpt_path=<its run dir>)", last)
         return None
     path = Path(ckpt_path).expanduser()
     for candidate in (path, path / "checkpoints" / LAST_CHECKPOINT, path / LAST_CHECKPOINT):
         if candidate.is_file():
-            return candidate.resolve()
+            return check_checkpoint_file(candidate.resolve())
     raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint there (a .ckpt file, or a run dir with "
                       f"checkpoints/{LAST_CHECKPOINT})")
+
+
+def check_checkpoint_file(path: Path) -> Path:
+    """A Lightning checkpoint is a zip archive (``torch.save``); a truncated or overwritten one is one line here
+    instead of a deserialisation traceback from inside ``fit``."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"checkpoint {path} is truncated or corrupted (not a torch checkpoint archive); resume "
+                          f"from another checkpoint (ckpt_path=<file.ckpt>) or train from scratch")
+    return path
 
 
 def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:

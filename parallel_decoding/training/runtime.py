@@ -25,6 +25,7 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from parallel_decoding.cli import user_error_message
 from parallel_decoding.config import ConfigError
 from parallel_decoding.models.bundle import ModelUnavailableError
 from parallel_decoding.training.secrets import install_log_redaction, redact
@@ -163,8 +164,10 @@ def task_wrapper(fn: Callable[[DictConfig], dict[str, Any]]) -> Callable[[DictCo
             with distributed_state_per_job():
                 return fn(cfg)
         except Exception as err:
-            if isinstance(err, EXPECTED_ERRORS):  # a bad config or a missing model: the message says it all
-                log.error("training job failed: %s: %s", type(err).__name__, err)
+            user_error = user_error_message(err)
+            if user_error is not None:  # a bad config or a missing model: the message says it all
+                if hydra_mode() == "MULTIRUN":  # a single run's entry point prints it (once)
+                    log.error("training job failed: %s", user_error)
             else:
                 log.exception("training job failed: %s: %s", type(err).__name__, err)
             output_dir = cfg.paths.output_dir

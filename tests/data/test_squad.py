@@ -150,13 +150,21 @@ def test_hub_rows_group_by_context_in_first_seen_order(monkeypatch):
     assert loaded.skipped == {"question without answers": 1, "row without context": 1, "row is not an object": 1}
 
 
-def test_hub_failure_explains_the_offline_path(monkeypatch):
+@pytest.mark.parametrize("offline", [None, "HF_HUB_OFFLINE=1"])
+def test_hub_failure_explains_the_local_options(monkeypatch, offline):
+    from parallel_decoding import hub
+
     def unreachable(hub_id, split):
         raise ConnectionError("no network")
 
+    monkeypatch.setattr(hub, "hub_offline_reason", lambda: offline)
     fake_datasets(monkeypatch, unreachable)
-    with pytest.raises(ConfigError, match="dataset rajpurkar/squad is not available offline; pass dataset.path="):
+    with pytest.raises(ConfigError) as error:
         load_squad()
+    message = str(error.value)
+    assert message.startswith("dataset rajpurkar/squad split 'validation' is not available: ")
+    assert "dataset.path=" in message and "PARALLEL_DECODING_DATA" in message and "\n" not in message
+    assert ("HF_HUB_OFFLINE=1" in message) if offline else ("ConnectionError: no network" in message)
 
 
 def squad_yaml_config(**dataset_overrides):

@@ -78,4 +78,5 @@ def test_group_size_sweep_experiment_sweeps_sizes_one_to_five():
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params["dataset.group_size"] == "1,2,3,4,5"
     assert cfg.model.name == "smollm2_135m" and cfg.dataset.name == "squad"
-    assert cfg.dataset.path.endswith("shared/data/squad/dev-v1.1-half-a.json")
+    # half A from the data dir (PARALLEL_DECODING_DATA / paths.data_dir), never a path outside the checkout
+    assert cfg.dataset.path is None and list(cfg.dataset.data_files.validation) == ["squad/dev-v1.1-half-a.json"]

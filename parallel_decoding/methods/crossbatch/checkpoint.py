@@ -55,9 +55,14 @@ def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path.parent} is not a cross-batch checkpoint (no {CHECKPOINT_FILE}); train one with "
                           f"python -m parallel_decoding.train method=crossbatch ...")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT_VERSION:
-        raise ConfigError(f"{path}: checkpoint format {config.get('format')!r}, this code reads {FORMAT_VERSION}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({type(err).__name__}); the checkpoint is corrupted: "
+                          f"train or publish it again") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ConfigError(f"{path}: checkpoint format {found!r}, this code reads {FORMAT_VERSION}")
     get_variant(config["variant"])
     return config
 
@@ -133,6 +138,18 @@ def check_mixer_config(saved: MixerConfig | None, expected: MixerConfig | dict[s
         raise ConfigError(f"cross-batch mixer config mismatch ({detail})")
 
 
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's safetensors file; a missing, truncated or corrupted one is one line naming it."""
+    try:
+        return load_file(str(file))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for a bad header
+        if isinstance(err, OSError) or type(err).__name__ == "SafetensorError":
+            from parallel_decoding.models.pretrained import local_load_failure
+
+            raise ConfigError(local_load_failure("checkpoint", file.parent, err)) from None
+        raise
+
+
 def load_mixer(directory: str | Path, config: dict[str, Any] | None = None,
                expected: MixerConfig | dict[str, Any] | None = None, device: str | torch.device = "cpu"
                ) -> CrossBatchMixer | None:
@@ -144,7 +161,7 @@ def load_mixer(directory: str | Path, config: dict[str, Any] | None = None,
     if saved is None:
         return None
     mixer = CrossBatchMixer(saved)
-    state = load_file(str(directory / MIXER_FILE))
+    state = _read_weights(directory / MIXER_FILE)
     try:
         mixer.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -157,7 +174,7 @@ def load_head(directory: str | Path, like: nn.Module) -> nn.Linear:
     reference = like.weight
     head = nn.Linear(reference.shape[1], reference.shape[0], bias=getattr(like, "bias", None) is not None,
                      device=reference.device, dtype=reference.dtype)
-    state = load_file(str(Path(directory).expanduser() / HEAD_FILE))
+    state = _read_weights(Path(directory).expanduser() / HEAD_FILE)
     head.load_state_dict({k: v.to(device=reference.device, dtype=reference.dtype) for k, v in state.items()})
     return head.eval().requires_grad_(False)
 
@@ -170,7 +187,7 @@ def apply_checkpoint(directory: str | Path, model: nn.Module, config: dict[str, 
     check_base(config, model, base_name)
     if config.get("lm_head"):
         head = untie_lm_head(model)
-        state = load_file(str(directory / HEAD_FILE))
+        state = _read_weights(directory / HEAD_FILE)
         reference = next(head.parameters())
         head.load_state_dict({k: v.to(device=reference.device, dtype=reference.dtype) for k, v in state.items()})
     if config.get("lora"):

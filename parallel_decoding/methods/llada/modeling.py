@@ -297,7 +297,12 @@ def convert_causal_to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTok
 def load_diffusion_model(directory: str, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
                          attn_implementation: str | None = "sdpa") -> PreTrainedModel:
     """A saved diffusion directory (``save_pretrained`` of a ``*DiffusionLM``), ready for the sampler."""
-    config = AutoConfig.from_pretrained(directory)
+    try:
+        config = AutoConfig.from_pretrained(directory)
+    except (OSError, ValueError) as err:
+        from parallel_decoding.models.pretrained import local_load_failure
+
+        raise ConfigError(local_load_failure("diffusion model", directory, err)) from None
     classes = {c.model_type: m for c, m in DIFFUSION_CLASSES.values()}
     if config.model_type not in classes:
         raise ConfigError(f"{directory} holds a {config.model_type!r} model, not a diffusion model "
@@ -305,6 +310,13 @@ def load_diffusion_model(directory: str, dtype: torch.dtype | None = None, devic
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation or "sdpa"}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    model = classes[config.model_type].from_pretrained(directory, **kwargs)
+    try:
+        model = classes[config.model_type].from_pretrained(directory, **kwargs)
+    except Exception as err:  # noqa: BLE001 - a broken directory is one line; anything else keeps its traceback
+        from parallel_decoding.models.pretrained import is_load_failure, local_load_failure
+
+        if not is_load_failure(err):
+            raise
+        raise ConfigError(local_load_failure("diffusion model", directory, err)) from None
     model.eval()
     return model.to(device)

@@ -1,0 +1,100 @@
+"""The entry points as a user runs them (fresh processes, the real Hydra apps): a mistake is one line and exit 2,
+reported before torch & co. are imported, and a run that failed before any work leaves no run dir behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from parallel_decoding.config import PROJECT_ROOT
+from tests.helpers import run_module
+
+HEAVY = ("torch", "transformers", "lightning")
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line or "error:" in line]
+
+
+def imported(result: subprocess.CompletedProcess) -> set[str]:
+    """Top-level modules named in ``python -X importtime`` output."""
+    return {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_config_mistakes_are_one_line_before_heavy_imports(tmp_path):
+    run_dir = tmp_path / "run"
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "parallel_decoding.evaluate",
+                             "strategies=[indepndent,batch]", "dataset.context_count=abc", f"hydra.run.dir={run_dir}"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+    [line] = error_lines(result)
+    assert line.endswith("unknown strategy 'indepndent'; available: all_in_one, batch, batch_shared, branch2d, "
+                         "collab_bert, collab_gold, collab_heuristic, collab_hidden, collab_llm, finetuned, independent, "
+                         "inseq_qa, llada, lora_crossbatch, lora_lmhead, sequential; dataset.context_count must be an "
+                         "integer (or null), got 'abc'")
+    assert not imported(result) & set(HEAVY), f"imported {imported(result) & set(HEAVY)} in {elapsed:.1f}s"
+    assert not run_dir.exists()  # nothing was written: no run dir left behind
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_zero_training_steps_is_refused_with_the_right_advice(tmp_path):
+    result = run_module("parallel_decoding.train", "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert line.endswith("trainer.max_steps=0 trains nothing: give a positive number of optimizer steps "
+                         "(e.g. trainer.max_steps=300), or trainer.max_steps=-1 with trainer.max_epochs=N")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_run_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_module("parallel_decoding.evaluate", f"hydra.run.dir={blocker / 'run'}")
+    assert result.returncode == 2
+    assert error_lines(result) == [f"error: cannot write the run dir {blocker / 'run'}: Not a directory; choose "
+                                   f"another with hydra.run.dir=<dir>"]
+
+
+def test_report_of_a_missing_dir_is_one_line(tmp_path):
+    result = run_module("parallel_decoding.report", str(tmp_path / "nope"))
+    assert result.returncode == 2 and result.stdout.strip() == f"sweep dir {tmp_path / 'nope'} does not exist"
+
+
+@pytest.mark.slow  # loads the tiny model in a fresh process (~30-60 s on a busy machine)
+def test_a_truncated_dataset_file_is_named_and_the_run_dir_removed(tmp_path):
+    data = tmp_path / "squad.json"
+    data.write_text('{"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "abc')
+    result = run_module("parallel_decoding.evaluate", "model=tiny_qwen3", f"dataset.path={data}",
+                        f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert f"data file {data} is not valid JSON (it ends early: a truncated file?)" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # a real run interrupted once its first group is written
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parallel_decoding.evaluate", "model=tiny_qwen3", "dataset=synthetic",
+         "dataset.context_count=200", "generation.max_new_tokens=24", "strategies=[sequential]",
+         f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    groups = run_dir / "groups.jsonl"
+    while time.monotonic() < deadline and not (groups.is_file() and groups.stat().st_size > 0):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert [l for l in output.splitlines() if "ERROR" in l][-1].endswith(
+        f"interrupted; resume with resume=true hydra.run.dir={run_dir}")
+    assert "Traceback" not in output
+    assert json.loads((run_dir / "groups.jsonl").read_text().splitlines()[0])
