@@ -13,9 +13,9 @@ is installed as in ``evaluate``.
 ``profile``: one torch.profiler trace per (variant, layout, G) after a warm-up; every aten op's *self* CPU time
 is put in one bucket: matrix products (linear/mm/addmm/bmm outside attention), attention (SDPA and the HF
 attention wrapper around it, ``repeat_kv`` copies included), mask/position building (the layout's ``place``,
-HF's mask creation and RoPE cos/sin, Llama's: SmolLM2 is a Llama), cache operations (KV writes, fork, row/slot drops), sampling (the token
-chooser), other tensor ops (norms, RoPE application, activations, residual adds, embedding, logits gather);
-"Python/framework overhead" is the wall time of the generate call minus all op time (interpreter, module
+HF's mask creation and RoPE cos/sin, Llama's: SmolLM2 is a Llama), cache operations (KV writes, fork, row/slot
+drops), sampling (the token chooser), other tensor ops (norms, RoPE application, activations, residual adds,
+embedding, logits gather); "Python/framework overhead" is the wall time of the generate call minus all op time (interpreter, module
 dispatch, profiler bookkeeping included: the profiled wall is longer than an unprofiled one, so the table also
 gives the unprofiled wall).
 

@@ -13,8 +13,8 @@ Optional levers (``LeanOptions``), off unless exact on the tests: ``fuse_qkv`` /
 instead of three / two; changes the GEMM blocking), ``fused_rms_norm`` (``torch.rms_norm``).
 
 Not covered (``lean_unsupported`` says why, and the engine then calls the HF forward): other architectures,
-attention other than ``sdpa``, forward hooks other than plain pre-hooks on the model itself (they would be skipped), sliding-window layers, RoPE
-patches that take extra inputs, training mode.
+attention other than ``sdpa``, forward hooks other than plain pre-hooks on the model itself (they would be
+skipped), sliding-window layers, a replaced rotary embedding (the 2D-RoPE patch), training mode.
 """
 
 from __future__ import annotations
