@@ -15,9 +15,9 @@ is put in one bucket: matrix products (linear/mm/addmm/bmm outside attention), a
 attention wrapper around it, ``repeat_kv`` copies included), mask/position building (the layout's ``place``,
 HF's mask creation and RoPE cos/sin, Llama's: SmolLM2 is a Llama), cache operations (KV writes, fork, row/slot
 drops), sampling (the token chooser), other tensor ops (norms, RoPE application, activations, residual adds,
-embedding, logits gather); "Python/framework overhead" is the wall time of the generate call minus all op time (interpreter, module
-dispatch, profiler bookkeeping included: the profiled wall is longer than an unprofiled one, so the table also
-gives the unprofiled wall).
+embedding, logits gather); "Python/framework overhead" is the wall time of the generate call minus all op time
+(interpreter, module dispatch, profiler bookkeeping included: the profiled wall is longer than an unprofiled one,
+so the table also gives the unprofiled wall).
 
 Timing on a shared machine: besides wall time, ``levers`` reports the process's CPU time (``time.process_time``)
 per group and per decode step; with ``--threads 1`` it is the work done, nearly free of other processes' load

@@ -11,7 +11,8 @@ from parallel_decoding.decoding.prefix import split_shared_prefix
 from parallel_decoding.decoding.sampling import SamplingSettings, TokenChooser, top_p_filter
 from parallel_decoding.decoding.stopping import StopCriteria
 
-__all__ = ["PAD", "TRUNK", "BatchSharedLayout", "BranchOutput", "CacheEdit", "DecodeResult", "DecodeStats", "Forward",
-           "InSequenceLayout", "Layout", "LeanForward", "LeanOptions", "LogitsProcessor", "PrefixState",
-           "SamplingSettings", "SharedPrefixDecoder", "Slots", "SlotCache", "StopCriteria", "TokenChooser", "additive_mask", "make_layout",
-           "lean_unsupported", "prefix_shared_generate", "split_shared_prefix", "top_p_filter"]
+__all__ = ["PAD", "TRUNK", "BatchSharedLayout", "BranchOutput", "CacheEdit", "DecodeResult", "DecodeStats",
+           "Forward", "InSequenceLayout", "Layout", "LeanForward", "LeanOptions", "LogitsProcessor", "PrefixState",
+           "SamplingSettings", "SharedPrefixDecoder", "Slots", "SlotCache", "StopCriteria", "TokenChooser",
+           "additive_mask", "make_layout", "lean_unsupported", "prefix_shared_generate", "split_shared_prefix",
+           "top_p_filter"]
