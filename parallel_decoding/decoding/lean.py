@@ -32,7 +32,7 @@ SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 
 @dataclass(frozen=True)
 class LeanOptions:
-    fuse_qkv: bool = False  # q/k/v projections as one matmul over concatenated weights
+    fuse_qkv: bool = False  # q/k/v projections as one matmul over concatenated weights (and RoPE on q, k at once)
     fuse_gate_up: bool = False  # gate/up projections as one matmul
     fused_rms_norm: bool = False  # torch.rms_norm instead of HF's pow/mean/rsqrt sequence
 
@@ -159,17 +159,25 @@ class LeanForward:
         mask = attention_mask.to(x.dtype)
         for index, layer in enumerate(self.layers):
             h = self._norm(layer.norm1, x)
-            if layer.qkv is not None:
-                q, k, v = F.linear(h, *layer.qkv).split(layer.split, dim=-1)
+            if layer.qkv is not None and layer.q_norm is None:  # RoPE on q and k heads together: half the ops
+                qkv = F.linear(h, *layer.qkv).view(rows, queries, -1, layer.head_dim)
+                heads = layer.split[0] // layer.head_dim
+                kv_heads = layer.split[1] // layer.head_dim
+                qk = self._rope(qkv[:, :, :heads + kv_heads].transpose(1, 2), cos, sin)
+                q, k = qk[:, :heads], qk[:, heads:]
+                v = qkv[:, :, heads + kv_heads:].transpose(1, 2)
             else:
-                q, k, v = F.linear(h, *layer.q), F.linear(h, *layer.k), F.linear(h, *layer.v)
-            q = q.view(rows, queries, -1, layer.head_dim)
-            k = k.view(rows, queries, -1, layer.head_dim)
-            if layer.q_norm is not None:
-                q, k = layer.q_norm(q), layer.k_norm(k)
-            q = self._rope(q.transpose(1, 2), cos, sin)
-            k = self._rope(k.transpose(1, 2), cos, sin)
-            v = v.view(rows, queries, -1, layer.head_dim).transpose(1, 2)
+                if layer.qkv is not None:
+                    q, k, v = F.linear(h, *layer.qkv).split(layer.split, dim=-1)
+                else:
+                    q, k, v = F.linear(h, *layer.q), F.linear(h, *layer.k), F.linear(h, *layer.v)
+                q = q.view(rows, queries, -1, layer.head_dim)
+                k = k.view(rows, queries, -1, layer.head_dim)
+                if layer.q_norm is not None:
+                    q, k = layer.q_norm(q), layer.k_norm(k)
+                q = self._rope(q.transpose(1, 2), cos, sin)
+                k = self._rope(k.transpose(1, 2), cos, sin)
+                v = v.view(rows, queries, -1, layer.head_dim).transpose(1, 2)
             keys, values = cache.update(k, v, index)
             attn = self._attention(layer, q, keys, values, mask)
             x = x + F.linear(attn.transpose(1, 2).reshape(rows, queries, -1), *layer.o)

@@ -36,16 +36,18 @@ def test_lean_covers_the_sdpa_test_models(small_models, qwen3_models):
     assert lean_unsupported(qwen3_models["eager"][0]) == "attention is not sdpa"
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "all_fusions"])
 @pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
 @pytest.mark.parametrize("kind", ["batch_shared", "in_sequence"])
-def test_lean_logits_equal_hf_forward(small_models, qwen3_models, family, kind):
+def test_lean_logits_equal_hf_forward(small_models, qwen3_models, family, kind, fused):
     """Prefill, branch prompts (unequal lengths: padded rows) and decode steps: lean logits = HF logits."""
     model = _models(small_models, qwen3_models)[family]
     vocab = QWEN_TEXT_IDS if family == "qwen3" else SMALL_VOCAB
     rng = random.Random(23)
     prefix = [rng.randrange(vocab) for _ in range(11)]
     branches = [[rng.randrange(vocab) for _ in range(n)] for n in (3, 1, 5)]
-    lean, hf = SharedPrefixDecoder(model), SharedPrefixDecoder(model, lean=False)
+    lean = SharedPrefixDecoder(model, lean=LEVERS[-1] if fused else True)
+    hf = SharedPrefixDecoder(model, lean=False)
     state = hf.prefill(prefix)
     lean_cache = state.cache.fork(3 if kind == "batch_shared" else 1, extra_capacity=40)
     hf_cache = state.cache.fork(3 if kind == "batch_shared" else 1, extra_capacity=40)
@@ -63,15 +65,18 @@ def test_lean_logits_equal_hf_forward(small_models, qwen3_models, family, kind):
         fwd = layout.place(tokens)
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
 @pytest.mark.parametrize("options", LEVERS, ids=lambda o: "+".join(k for k, v in vars(o).items() if v))
-def test_every_lever_matches_hf_generate(small_models, qwen3_models, options):
+def test_every_lever_matches_hf_generate(small_models, qwen3_models, options, family):
     """Each optional lever keeps greedy answers equal to HF ``generate`` of each branch alone (both layouts)."""
-    model, _, stop_ids = qwen3_models["sdpa"]
+    model = _models(small_models, qwen3_models)[family]
+    vocab = QWEN_TEXT_IDS if family == "qwen3" else SMALL_VOCAB
+    stop_ids = qwen3_models["sdpa"][2] if family == "qwen3" else [SMALL_VOCAB - 1]
     decoder = SharedPrefixDecoder(model, lean=options)
     rng = random.Random(31)
     for case in range(3):
-        prefix = [rng.randrange(QWEN_TEXT_IDS) for _ in range(rng.randint(2, 20))]
-        branches = [[rng.randrange(QWEN_TEXT_IDS) for _ in range(rng.randint(1, 6))] for _ in range(rng.choice([1, 4]))]
+        prefix = [rng.randrange(vocab) for _ in range(rng.randint(2, 20))]
+        branches = [[rng.randrange(vocab) for _ in range(rng.randint(1, 6))] for _ in range(rng.choice([1, 4]))]
         expected = [hf_greedy(model, prefix + b, 8, stop_ids) for b in branches]
         for layout in ("batch_shared", "in_sequence"):
             got = decoder.generate(prefix, branches, layout, max_new_tokens=8, stop_token_ids=stop_ids)
