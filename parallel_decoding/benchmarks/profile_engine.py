@@ -25,7 +25,8 @@ per group and per decode step; with ``--threads 1`` it is the work done, nearly 
 wall time and inflate the CPU time).
 
 ``levers``: the variants (``VARIANTS``) timed interleaved in one process on the same groups, order rotated each
-repeat, median per variant: seconds per group and ms per decode step (decode loop time / steps). Answers are
+repeat, median per variant: seconds per group and ms per decode step (each model call after the prefix and the
+branch prompts), wall and CPU. Answers are
 compared with the ``hf`` variant's (which equal ``independent``'s: tests/decoding). Say the machine load
 (printed) next to any number taken on a shared machine.
 """
@@ -184,6 +185,19 @@ def breakdown(events, wall_us: float) -> dict[str, float]:
     return out
 
 
+def top_level_ops(events) -> int:
+    """aten ops called from Python (no aten op above them): the dispatches a step pays per-op overhead for."""
+    count = 0
+    for event in events:
+        if not event.name.startswith("aten::"):
+            continue
+        node = event.cpu_parent
+        while node is not None and not node.name.startswith("aten::"):
+            node = node.cpu_parent
+        count += node is None
+    return count
+
+
 def profile(args: argparse.Namespace) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -202,25 +216,30 @@ def profile(args: argparse.Namespace) -> dict:
                                    for case in cases[size][1:]]
                         wall = time.perf_counter() - t0
                     groups = len(results)
-                    parts = {k: v / groups for k, v in breakdown(prof.events(), wall * 1e6).items()}
+                    events = prof.events()
+                    parts = {k: v / groups for k, v in breakdown(events, wall * 1e6).items()}
                     row = {"groups": groups, "profiled_wall_ms_per_group": wall * 1e3 / groups,
                            "unprofiled_wall_ms_per_group": statistics.fmean(plain) * 1e3,
                            "steps_per_group": statistics.fmean(r.stats.steps for r in results),
+                           "aten_calls_per_forward": top_level_ops(events) / sum(r.stats.forward_passes
+                                                                                 for r in results),
                            "ms_per_group": parts}
                     key = f"G={size} {layout} {variant}"
                     table[key] = row
                     print(f"{key}: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
-                          + f" | unprofiled {row['unprofiled_wall_ms_per_group']:.0f} ms", flush=True)
+                          + f" | unprofiled {row['unprofiled_wall_ms_per_group']:.0f} ms"
+                          + f" | {row['aten_calls_per_forward']:.0f} aten calls/forward", flush=True)
     return table
 
 
 def markdown_profile(table: dict) -> str:
-    lines = ["| case | " + " | ".join(BUCKETS) + " | profiled wall | unprofiled wall |",
-             "|---" * (len(BUCKETS) + 3) + "|"]
+    lines = ["| case | " + " | ".join(BUCKETS) + " | profiled wall | unprofiled wall | aten calls / forward |",
+             "|---" * (len(BUCKETS) + 4) + "|"]
     for key, row in table.items():
         wall = row["profiled_wall_ms_per_group"]
         cells = [f"{row['ms_per_group'][b]:.0f} ({100 * row['ms_per_group'][b] / wall:.0f}%)" for b in BUCKETS]
-        lines.append(f"| {key} | " + " | ".join(cells) + f" | {wall:.0f} | {row['unprofiled_wall_ms_per_group']:.0f} |")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {wall:.0f} | {row['unprofiled_wall_ms_per_group']:.0f} "
+                     f"| {row.get('aten_calls_per_forward', float('nan')):.0f} |")
     return "\n".join(lines)
 
 

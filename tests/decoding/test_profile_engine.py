@@ -7,13 +7,15 @@ import time
 
 from torch.profiler import ProfilerActivity, profile
 
-from parallel_decoding.benchmarks.profile_engine import BUCKETS, breakdown, markdown_profile, scoped_engine
+from parallel_decoding.benchmarks.profile_engine import (BUCKETS, breakdown, markdown_profile, scoped_engine,
+                                                          top_level_ops)
 from parallel_decoding.decoding import SharedPrefixDecoder, cache
 
 
 def test_breakdown_buckets_the_engine(qwen3_models):
     model, _, _ = qwen3_models["sdpa"]
     update = cache.SlotLayer.update
+    calls = {}
     for lean in (True, False):
         with scoped_engine():
             decoder = SharedPrefixDecoder(model, lean=lean)
@@ -27,6 +29,8 @@ def test_breakdown_buckets_the_engine(qwen3_models):
                        "other tensor ops"):
             assert parts[bucket] > 0, (lean, bucket)
         assert abs(sum(parts.values()) - wall * 1e3) < 1e-6 and parts["Python/framework overhead"] > 0
+        calls[lean] = top_level_ops(prof.events())
+    assert 0 < calls[True] < calls[False]  # the lean forward dispatches fewer ops than HF's
     assert cache.SlotLayer.update is update  # the scopes were patched in for the block only
     row = {"profiled_wall_ms_per_group": wall * 1e3, "unprofiled_wall_ms_per_group": wall * 1e3, "ms_per_group": parts}
     assert markdown_profile({"tiny": row}).count("|") > len(BUCKETS)
