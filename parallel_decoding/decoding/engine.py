@@ -8,10 +8,12 @@
 Token ids in, token ids + stats out. The prefix may also be a ``PrefixState`` (a cached prefix reusable by
 several decodes, extendable with more tokens), which multi-stage methods use to avoid recomputing a long prompt.
 
-Every model call is an ordinary HF forward (``model(...)``, so forward hooks see it) with explicit
-``position_ids`` and a float additive 4D mask from the layout (``layout.py``); the KV cache is a ``SlotCache``.
-Supported: decoder-only HF models whose attention takes a custom 4D mask — Llama, Qwen2, Qwen3 — with ``sdpa``
-or ``eager`` attention.
+Every model call gets explicit ``position_ids`` and a float additive 4D mask from the layout (``layout.py``); the
+KV cache is a ``SlotCache``. Llama/Qwen2/Qwen3 with ``sdpa`` attention and no forward hooks run through the
+lean forward (``lean.py``: the same arithmetic without HF's per-call machinery, answers unchanged); everything
+else (``eager`` attention, hooked or RoPE-patched models, layouts with extra inputs, ``lean=False``) through an
+ordinary HF forward (``model(...)``, so forward hooks see it). Supported: decoder-only HF models whose attention
+takes a custom 4D mask — Llama, Qwen2, Qwen3 — with ``sdpa`` or ``eager`` attention.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from parallel_decoding.decoding.cache import SlotCache
 from parallel_decoding.decoding.layout import Forward, Layout, additive_mask, make_layout
+from parallel_decoding.decoding.lean import LeanForward, LeanOptions, lean_unsupported
 from parallel_decoding.decoding.sampling import SamplingSettings, TokenChooser
 from parallel_decoding.decoding.stopping import StopCriteria
 
@@ -92,7 +95,9 @@ class PrefixState:
 
 class SharedPrefixDecoder:
     def __init__(self, model: PreTrainedModel, pad_token_id: int | None = None,
-                 tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+                 tokenizer: PreTrainedTokenizerBase | None = None, lean: bool | LeanOptions = True) -> None:
+        """``lean``: use the lean forward where it covers the model (True, or ``LeanOptions`` for its levers);
+        False: always the HF forward."""
         attn = getattr(model.config, "_attn_implementation", None)
         if attn not in SUPPORTED_ATTENTION:
             raise ValueError(f"the shared-prefix engine needs an attention that takes a custom 4D mask "
@@ -104,6 +109,17 @@ class SharedPrefixDecoder:
             tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else 0)
         params = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"  # renamed during transformers 5.x
+        self.lean_options = (lean if isinstance(lean, LeanOptions) else LeanOptions()) if lean else None
+        self._lean: LeanForward | None = None
+
+    def lean_forward(self) -> LeanForward | None:
+        """The lean forward for this call, or None where the HF forward must run (checked per call: hooks or a
+        RoPE patch may come and go)."""
+        if self.lean_options is None or lean_unsupported(self.model) is not None:
+            return None
+        if self._lean is None or self._lean.options != self.lean_options:
+            self._lean = LeanForward(self.model, self.lean_options)
+        return self._lean
 
     @property
     def device(self) -> torch.device:
@@ -117,6 +133,12 @@ class SharedPrefixDecoder:
     def _run(self, fwd: Forward, cache: SlotCache, stats: DecodeStats) -> torch.Tensor:
         """One forward; returns the kept logits ``[rows, k, vocab]``."""
         dev = self.device
+        lean = self.lean_forward() if not fwd.extra_inputs else None
+        if lean is not None:
+            logits = lean(fwd.input_ids.to(dev), fwd.attention_mask.to(dev), fwd.position_ids.to(dev), cache,
+                          fwd.logits_to_keep.to(dev))
+            stats.forward_passes += 1
+            return logits
         out = self.model(
             input_ids=fwd.input_ids.to(dev),
             attention_mask=fwd.attention_mask.to(dev),
