@@ -1,0 +1,153 @@
+"""Uncertainty of a strategy's mean score, and of the difference between two strategies, with groups as the unit.
+
+Questions of one group share a passage (and, for the parallel strategies, a decoding run), so their scores are
+correlated: resampling questions would pretend to more information than there is. Everything here resamples
+**groups** (a cluster bootstrap) and keeps the reported figure what ``results.json`` has always shown, the mean
+over questions, i.e. the ratio ``sum of scores / number of questions`` over the resampled groups.
+
+- ``ratio_intervals`` / ``cluster_intervals``: 95% intervals. Default ``studentized`` (bootstrap-t): each
+  resample is standardised by its own cluster-robust standard error
+  ``se = sqrt(G / (G - 1) * sum_g (S_g - m n_g)^2) / sum_g n_g``. With few groups the plain ``percentile``
+  interval is too narrow (simulated coverage of a nominal 95%, 1000 trials of binary scores in groups of 2-6
+  questions sharing a Beta success rate: percentile 85% with 5 groups, 91% with 10, 93% with 20; bootstrap-t 90%,
+  95%, 96%; ``tests/metrics/test_uncertainty.py`` checks 20 groups). Below ~10 groups read intervals as rough. Scores with no spread between
+  groups give the point as interval; fewer than two groups give no interval (``None``).
+- ``paired_comparison``: a strategy against a reference on the questions both answered: the mean difference,
+  its cluster-bootstrap interval (the same resampling on per-question differences) and a two-sided p-value from
+  an exact (up to ``2**G <= n_resamples``) sign-flip permutation test over groups: under the null the two
+  strategies' group totals are exchangeable within each group, so swapping them group by group (flipping the sign
+  of the group's difference) gives the null distribution of the difference; the same test as
+  ``scipy.stats.permutation_test(permutation_type="samples")`` with one pair per group (checked against it), in
+  one matrix product instead of a call per metric. The interval and the p-value come from two procedures and may disagree at
+  the margin.
+
+Resampling draws multinomial group weights once per call (``numpy.random.default_rng(seed)``), so every metric of
+a call sees the same resamples, and the output is a function of the rows and the seed alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000  # bootstrap resamples: Monte Carlo error of a 95% endpoint ~ 0.01 se
+N_PERMUTATIONS = 9999  # permutation-test resamples; exact enumeration when 2**groups is not larger
+SEED = 0
+METHODS = ("studentized", "percentile")
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+
+    def to_dict(self, digits: int = 6) -> dict[str, float | None]:
+        return {k: None if v is None else round(float(v), digits)
+                for k, v in (("mean", self.mean), ("ci_low", self.ci_low), ("ci_high", self.ci_high))}
+
+
+def group_totals(values: np.ndarray, groups: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group sums ``(G, M)`` of the ``(N, M)`` per-question values and the questions per group ``(G,)``."""
+    _, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    values = np.asarray(values, dtype=float).reshape(len(index), -1)
+    sums = np.zeros((index.max() + 1 if len(index) else 0, values.shape[1]))
+    np.add.at(sums, index, values)
+    return sums, np.bincount(index).astype(float)
+
+
+def _robust_se(sums: np.ndarray, counts: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Cluster-robust (linearised) standard error of ``sum S / sum n``; ``weights`` ``(B, G)`` = resamples."""
+    g = sums.shape[0]
+    if weights is None:
+        weights = np.ones((1, g))
+    total_n = weights @ counts  # (B,)
+    mean = (weights @ sums) / total_n[:, None]  # (B, M)
+    # sum_g w (S - m n)^2 expanded, so that every resample is three matrix products
+    squares = weights @ sums ** 2 - 2 * mean * (weights @ (sums * counts[:, None])) + mean ** 2 * (
+        weights @ counts ** 2)[:, None]
+    return np.sqrt(np.clip(squares, 0.0, None) * g / (g - 1)) / total_n[:, None]
+
+
+def ratio_intervals(sums: np.ndarray, counts: np.ndarray, *, confidence: float = CONFIDENCE,
+                    n_resamples: int = N_RESAMPLES, method: str = "studentized", seed: int = SEED,
+                    bounds: tuple[float, float] | None = None) -> list[Interval]:
+    """Intervals of ``sum_g S_g / sum_g n_g`` for each column of ``sums`` ``(G, M)``, resampling groups."""
+    if method not in METHODS:
+        raise ValueError(f"unknown interval method {method!r}; one of {METHODS}")
+    sums = np.asarray(sums, dtype=float).reshape(len(counts), -1)
+    counts = np.asarray(counts, dtype=float)
+    g, m = sums.shape
+    if g == 0 or counts.sum() == 0:
+        return [Interval(0.0, None, None) for _ in range(m)]
+    point = sums.sum(0) / counts.sum()
+    if g < 2:
+        return [Interval(float(p), None, None) for p in point]
+    weights = np.random.default_rng(seed).multinomial(g, np.full(g, 1.0 / g), size=n_resamples).astype(float)
+    boot = (weights @ sums) / (weights @ counts)[:, None]  # (B, M)
+    alpha = (1.0 - confidence) / 2
+    if method == "percentile":
+        low, high = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+    else:
+        se = _robust_se(sums, counts)[0]
+        se_boot = _robust_se(sums, counts, weights)
+        scale = np.maximum(np.abs(point), 1.0) * 1e-12
+        low, high = point.copy(), point.copy()
+        for j in range(m):
+            usable = se_boot[:, j] > scale[j]  # a resample of groups with no spread carries no t statistic
+            if se[j] <= scale[j] or not usable.any():
+                continue
+            t = (boot[usable, j] - point[j]) / se_boot[usable, j]
+            t_low, t_high = np.quantile(t, [alpha, 1 - alpha])
+            low[j], high[j] = point[j] - t_high * se[j], point[j] - t_low * se[j]
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+    return [Interval(float(p), float(lo), float(hi)) for p, lo, hi in zip(point, low, high)]
+
+
+def cluster_intervals(values: np.ndarray, groups: Sequence[Hashable], **options) -> list[Interval]:
+    """Intervals of the mean of each column of per-question ``values`` ``(N, M)``, resampling ``groups``."""
+    sums, counts = group_totals(values, groups)
+    return ratio_intervals(sums, counts, **options)
+
+
+def sign_flip_pvalue(sums_a: np.ndarray, sums_b: np.ndarray, *, n_resamples: int = N_PERMUTATIONS,
+                     seed: int = SEED) -> np.ndarray:
+    """Two-sided p-values (one per column) of the paired permutation test of ``sum A - sum B`` over groups: every
+    sign pattern of the group differences when ``2**G <= n_resamples`` (exact, as ``scipy.stats.permutation_test``
+    with ``permutation_type="samples"`` does), else ``n_resamples`` random ones (``(1 + hits) / (1 + n)``)."""
+    diffs = np.asarray(sums_a, float) - np.asarray(sums_b, float)
+    diffs = diffs.reshape(diffs.shape[0], -1)  # (G, M)
+    g = diffs.shape[0]
+    if g < 2:
+        return np.ones(diffs.shape[1])
+    exact = 2 ** g <= n_resamples
+    if exact:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** g)[:, None] >> np.arange(g)) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_resamples, g))
+    observed = np.abs(diffs.sum(0))
+    tolerance = 1e-9 * np.maximum(1.0, observed)  # float sums of the same terms in another order
+    hits = (np.abs(signs @ diffs) >= observed - tolerance).sum(0)
+    pvalues = hits / len(signs) if exact else (hits + 1) / (len(signs) + 1)
+    return np.minimum(pvalues, 1.0)
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, groups: Sequence[Hashable], names: Sequence[str], *,
+                      seed: int = SEED, **options) -> dict[str, dict[str, float | None]]:
+    """``{metric: {diff, ci_low, ci_high, p_value}}`` for ``a - b``: per-question scores ``(N, M)`` of two
+    strategies on the same questions (row i of ``a`` and ``b`` is the same question of group ``groups[i]``)."""
+    a, b = np.asarray(a, float).reshape(len(groups), -1), np.asarray(b, float).reshape(len(groups), -1)
+    intervals = cluster_intervals(a - b, groups, seed=seed, **options)
+    sums_a, _ = group_totals(a, groups)
+    sums_b, _ = group_totals(b, groups)
+    pvalues = sign_flip_pvalue(sums_a, sums_b, seed=seed)
+    out = {}
+    for name, interval, p in zip(names, intervals, pvalues):
+        entry = interval.to_dict()
+        out[name] = {"diff": entry["mean"], "ci_low": entry["ci_low"], "ci_high": entry["ci_high"],
+                     "p_value": round(float(p), 6)}
+    return out
