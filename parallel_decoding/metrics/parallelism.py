@@ -50,8 +50,8 @@ def group_parallelism(group_rows: Sequence[dict[str, Any]], question_counts: dic
                                  "nfe_per_question": round(forwards.sum() / questions.sum(), 6)
                                  if questions.sum() else None}
         if forwards.sum() > 0:
-            per_group = ratio_intervals(tokens, forwards)[0]
-            per_branch = ratio_intervals(tokens, forwards * questions)[0]
+            per_group = ratio_intervals(tokens, forwards, bounds=(0.0, np.inf))[0]
+            per_branch = ratio_intervals(tokens, forwards * questions, bounds=(0.0, np.inf))[0]
             entry["tokens_per_forward"] = per_group.to_dict(4)
             entry["tokens_per_forward_per_branch"] = per_branch.to_dict(4)
         else:
