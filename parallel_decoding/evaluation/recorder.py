@@ -143,7 +143,8 @@ class RunRecorder:
 
     def results(self, skipped: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         results = {
-            "strategies": summarize(read_jsonl(self.predictions_path), read_jsonl(self.groups_path)),
+            "strategies": summarize(read_jsonl(self.predictions_path), read_jsonl(self.groups_path),
+                                    reference=config.get("reference_strategy")),
             "skipped": skipped,
             "config": config,
         }

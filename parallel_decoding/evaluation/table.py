@@ -104,13 +104,14 @@ def parallelism_table(strategies: dict[str, Any]) -> Table | None:
             return "–"
         if value.get("ci_low") is None:
             return f"{value['mean']:.2f}"
-        return f"{value['mean']:.2f} [{value['ci_low']:.2f}, {value['ci_high']:.2f}]"
+        high = "∞" if value.get("ci_high") is None else f"{value['ci_high']:.2f}"  # few groups: unbounded above
+        return f"{value['mean']:.2f} [{value['ci_low']:.2f}, {high}]"
 
     for name, p in rows.items():
-        per_question = p.get("nfe_per_question")
+        per_question, sampler = p.get("nfe_per_question"), p.get("sampler_tokens_per_forward")
         table.add_row(name, str(p.get("nfe", "–")), "–" if per_question is None else f"{per_question:.1f}",
                       ratio(p.get("tokens_per_forward")), ratio(p.get("tokens_per_forward_per_branch")),
-                      "–" if p.get("sampler_tokens_per_forward") is None else f"{p['sampler_tokens_per_forward']:.2f}")
+                      "–" if sampler is None else f"{sampler:.2f}")
     return table
 
 

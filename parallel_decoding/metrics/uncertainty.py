@@ -21,8 +21,8 @@ over questions, i.e. the ratio ``sum of scores / number of questions`` over the 
   strategies' group totals are exchangeable within each group, so swapping them group by group (flipping the sign
   of the group's difference) gives the null distribution of the difference; the same test as
   ``scipy.stats.permutation_test(permutation_type="samples")`` with one pair per group (checked against it), in
-  one matrix product instead of a call per metric. The interval and the p-value come from two procedures and may disagree at
-  the margin.
+  one matrix product instead of a call per metric. The interval and the p-value come from two procedures and
+  may disagree at the margin.
 
 Resampling draws multinomial group weights once per call (``numpy.random.default_rng(seed)``), so every metric of
 a call sees the same resamples, and the output is a function of the rows and the seed alone.

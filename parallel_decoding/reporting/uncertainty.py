@@ -140,7 +140,8 @@ def aup_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     lines = [f"\n### Accuracy under parallelism ({rows[0]['accuracy']} vs {rows[0]['degree']})\n",
-             "| strategy | degree range | points | AUP (mean accuracy over the range) | area |", "|---|---|---|---|---|"]
+             "| strategy | degree range | points | AUP (mean accuracy over the range) | area |",
+             "|---|---|---|---|---|"]
     for row in rows:
         if row["aup"] is None:
             lines.append(f"| {row['strategy']} | — | <2 | — | — |")

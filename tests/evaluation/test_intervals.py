@@ -103,3 +103,14 @@ def test_printed_tables_show_intervals_paired_and_parallelism(summary):
     assert f"{em['mean']:.3f} [{em['ci_low']:.2f}, {em['ci_high']:.2f}]" in text
     assert "paired vs a" in text and f"p={summary['b']['paired']['metrics']['em']['p_value']:.3g}" in text
     assert "tokens/forward" in text and "3.00" in text
+
+
+def test_printed_parallelism_with_an_unbounded_interval():
+    groups = _groups("a")
+    for i, row in enumerate(groups[:2]):
+        row["efficiency"]["forward_passes"] = 3 + i
+    summary = summarize(_rows("a", skip_group=None)[:6], groups[:2])  # 2 groups: 2.0 and 1.5 tokens per call
+    assert summary["a"]["parallelism"]["tokens_per_forward"]["ci_high"] is None
+    console = Console(record=True, width=250)
+    print_results(summary, console)
+    assert "1.71 [0.00, ∞]" in console.export_text()
