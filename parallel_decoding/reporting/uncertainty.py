@@ -85,8 +85,9 @@ def aggregate_seeds(records: list[dict[str, Any]], swept: list[str]) -> tuple[li
     return merged, kept
 
 
-def metric_text(record: dict[str, Any], keys: tuple[str, ...] = ("em", "f1", "lenient")) -> str:
-    """``EM 0.300 [0.100, 0.500]`` per metric (95% interval), or ``EM 0.300 ± 0.020`` across seeds."""
+def metric_text(record: dict[str, Any], keys: tuple[str, ...] = ("em", "f1", "lenient", "accuracy", "rougeL")) -> str:
+    """``EM 0.300 [0.100, 0.500]`` per metric the record has (95% interval), or ``EM 0.300 ± 0.020`` across
+    seeds."""
     parts = []
     for key in keys:
         value = record.get(key)

@@ -102,3 +102,16 @@ def test_wandb_summary_carries_intervals_paired_and_parallelism():
     assert summary["b/em_p"] == b["paired"]["metrics"]["em"]["p_value"]
     assert summary["b/tokens_per_forward"] == b["parallelism"]["tokens_per_forward"]["mean"]
     assert "b/paired_reference" not in summary and "em_ci_high" in columns
+
+
+def test_cells_of_other_metric_sets_and_of_seed_replicates():
+    from parallel_decoding.reporting.uncertainty import aggregate_seeds, metric_text
+
+    assert metric_text({"accuracy": 0.5, "accuracy_ci_low": 0.2, "accuracy_ci_high": 0.8}) == "acc 0.500 [0.200, 0.800]"
+    records = [{"job": str(i), "seed": str(i), "strategy": "s", "em": em, "em_ci_low": 0.0, "em_ci_high": 1.0,
+                "n_questions": 10} for i, em in enumerate((0.2, 0.4, 0.9))]
+    merged, swept = aggregate_seeds(records, ["seed"])
+    assert swept == [] and len(merged) == 1
+    assert merged[0]["em"] == pytest.approx(0.5) and merged[0]["em_sd"] == pytest.approx(statistics.stdev([.2, .4, .9]))
+    assert "em_ci_low" not in merged[0] and merged[0]["n_questions"] == 10 and merged[0]["n_seeds"] == 3
+    assert metric_text(merged[0]) == f"EM 0.500 ± {statistics.stdev([.2, .4, .9]):.3f}"
