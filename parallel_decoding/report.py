@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     try:
         written = write_report(args.sweep_dir, args.out, degree=args.degree)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # no results, or a --degree the sweep does not have
         console.print(f"[red]{err}[/red]")
         raise SystemExit(2) from err
     sweep = collect_sweep(args.sweep_dir)

@@ -110,6 +110,9 @@ def degree_key(records: list[dict[str, Any]], swept: list[str], degree: str = "a
     """The degree of parallelism of AUP: a swept numeric group-size key when there is one, else the measured
     tokens per forward (``degree`` names either explicitly)."""
     if degree != "auto":
+        if degree not in swept and degree not in ("tokens_per_forward", "tokens_per_forward_per_branch"):
+            raise ValueError(f"degree {degree!r} is neither a swept override ({', '.join(swept) or 'none'}) nor "
+                             f"tokens_per_forward / tokens_per_forward_per_branch")
         return degree
     for key in GROUP_SIZE_KEYS:
         if key in swept and all(_is_number(_float(r.get(key))) for r in records):

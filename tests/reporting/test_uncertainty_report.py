@@ -13,6 +13,7 @@ import yaml
 from parallel_decoding.evaluation.recorder import summarize
 from parallel_decoding.reporting.report import write_report
 from parallel_decoding.reporting.wandb_log import strategy_summary
+from tests.helpers import run_module
 
 
 def _results(size: int, seed: int) -> dict:
@@ -92,6 +93,9 @@ def test_aup_over_measured_tokens_per_forward(tmp_path):
     assert "(em vs tokens_per_forward)" in markdown
     assert "| a | — | <2 | — | — |" in markdown  # a decodes one token per call at every size: no range
     assert "| b | 1 – 4 | 3 |" in markdown  # b's tokens per forward = the group size
+    result = run_module("parallel_decoding.report", str(sweep), "--degree", "strategy.llada.sampler.threshold")
+    assert result.returncode == 2 and "neither a swept override (dataset.group_size)" in " ".join(result.stdout.split())
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_wandb_summary_carries_intervals_paired_and_parallelism():
