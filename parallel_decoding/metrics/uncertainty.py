@@ -135,15 +135,16 @@ def sign_flip_pvalue(sums_a: np.ndarray, sums_b: np.ndarray, *, n_resamples: int
     if g < 2:
         return np.ones(diffs.shape[1])
     exact = 2 ** g <= n_resamples
-    if exact:
-        signs = 1.0 - 2.0 * ((np.arange(2 ** g)[:, None] >> np.arange(g)) & 1)
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_resamples, g))
     observed = np.abs(diffs.sum(0))
     tolerance = 1e-9 * np.maximum(1.0, observed)  # float sums of the same terms in another order
-    hits = (np.abs(signs @ diffs) >= observed - tolerance).sum(0)
-    pvalues = hits / len(signs) if exact else (hits + 1) / (len(signs) + 1)
-    return np.minimum(pvalues, 1.0)
+    if exact:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** g)[:, None] >> np.arange(g)) & 1)
+        return np.minimum((np.abs(signs @ diffs) >= observed - tolerance).mean(0), 1.0)
+    rng, hits = np.random.default_rng(seed), np.zeros(diffs.shape[1])
+    for start in range(0, n_resamples, 1000):  # chunks: thousands of groups stay a few MB at a time
+        signs = rng.choice([-1.0, 1.0], size=(min(1000, n_resamples - start), g))
+        hits += (np.abs(signs @ diffs) >= observed - tolerance).sum(0)
+    return np.minimum((hits + 1) / (n_resamples + 1), 1.0)
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, groups: Sequence[Hashable], names: Sequence[str], *,
