@@ -46,12 +46,14 @@ def add_uncertainty(summary: dict[str, Any], prediction_rows: Sequence[dict], sc
                     group_rows: Sequence[dict], reference: str | None = None) -> dict[str, Any]:
     """Add ``intervals``, ``paired`` and ``parallelism`` to every strategy entry of ``summary`` (in place).
     ``scores[strategy]`` are the per-question scores in the order of that strategy's prediction rows."""
-    keyed: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(dict)
+    keyed: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(dict)  # for pairing questions
+    listed: dict[str, list[tuple[str, dict[str, float]]]] = defaultdict(list)  # every row, as the means count them
     judged: dict[str, list[tuple[str, dict[str, float]]]] = defaultdict(list)
     position: dict[str, int] = defaultdict(int)
     for row in prediction_rows:
         strategy = row["strategy"]
         keyed[strategy][(str(row["group_id"]), str(row["question_id"]))] = scores[strategy][position[strategy]]
+        listed[strategy].append((str(row["group_id"]), scores[strategy][position[strategy]]))
         position[strategy] += 1
         if row.get("judge"):
             judged[strategy].append((str(row["group_id"]), _judge_scores(row["judge"])))
@@ -62,8 +64,7 @@ def add_uncertainty(summary: dict[str, Any], prediction_rows: Sequence[dict], sc
     reference = reference if reference in summary else next(iter(summary), None)
     for strategy, entry in summary.items():
         names = [k for k in entry["metrics"] if not k.startswith("judge_")]
-        rows = [(group, s) for (group, _), s in keyed[strategy].items()]
-        entry["intervals"] = {**_intervals(rows, names, SCORE_BOUNDS),
+        entry["intervals"] = {**_intervals(listed[strategy], names, SCORE_BOUNDS),
                               **_intervals(judged[strategy], [k for k in entry["metrics"] if k.startswith("judge_")],
                                            JUDGE_BOUNDS)}
         entry["parallelism"] = parallelism.get(strategy, {})

@@ -105,12 +105,9 @@ def test_printed_tables_show_intervals_paired_and_parallelism(summary):
     assert "tokens/forward" in text and "3.00" in text
 
 
-def test_printed_parallelism_with_an_unbounded_interval():
-    groups = _groups("a")
-    for i, row in enumerate(groups[:2]):
-        row["efficiency"]["forward_passes"] = 3 + i
-    summary = summarize(_rows("a", skip_group=None)[:6], groups[:2])  # 2 groups: 2.0 and 1.5 tokens per call
-    assert summary["a"]["parallelism"]["tokens_per_forward"]["ci_high"] is None
+def test_printed_parallelism_with_an_unbounded_interval(summary):
+    entry = {**summary["a"], "parallelism": {"nfe": 36, "nfe_per_question": 2.0, "tokens_per_forward": {
+        "mean": 1.71, "ci_low": 0.0, "ci_high": None}, "tokens_per_forward_per_branch": None}}
     console = Console(record=True, width=250)
-    print_results(summary, console)
+    print_results({"a": entry}, console)  # method="studentized" with few groups can leave the top open
     assert "1.71 [0.00, ∞]" in console.export_text()

@@ -31,14 +31,14 @@ def _binomial_band(p, trials, k=3.5):
     return p - k * sd, p + k * sd
 
 
-@pytest.mark.parametrize("groups", [5, 20])
-def test_95_percent_interval_covers_the_true_mean_95_percent_of_the_time(groups):
+@pytest.mark.parametrize("groups, method", [(20, "expanded"), (20, "studentized"), (5, "studentized")])
+def test_95_percent_interval_covers_the_true_mean_95_percent_of_the_time(groups, method):
     # 400 synthetic trials of correlated groups: the coverage estimate has binomial sd
     # sqrt(.95 * .05 / 400) = 0.011; accept 3.5 sd either side (a correct method fails this 1 time in 2000).
     rng, trials, hits = np.random.default_rng(11), 400, 0
     for trial in range(trials):
         sums, sizes = _clustered_trial(rng, groups)
-        interval = ratio_intervals(sums, sizes, seed=trial, n_resamples=1000, bounds=(0.0, 1.0))[0]
+        interval = ratio_intervals(sums, sizes, seed=trial, n_resamples=1000, bounds=(0.0, 1.0), method=method)[0]
         hits += interval.ci_low <= 0.4 <= interval.ci_high
     low, high = _binomial_band(0.95, trials)
     assert low <= hits / trials <= high, hits / trials
@@ -73,7 +73,7 @@ def test_unclustered_percentile_interval_agrees_with_scipy_bootstrap():
 def test_unclustered_studentized_interval_is_the_t_interval_for_normal_data():
     rng = np.random.default_rng(4)
     x = rng.normal(2.0, 1.0, 400)
-    ours = cluster_intervals(x, np.arange(400), n_resamples=20000, seed=0)[0]
+    ours = cluster_intervals(x, np.arange(400), n_resamples=20000, seed=0, method="studentized")[0]
     low, high = stats.t.interval(0.95, 399, loc=x.mean(), scale=stats.sem(x))
     assert ours.ci_low == pytest.approx(low, abs=0.05 * stats.sem(x))
     assert ours.ci_high == pytest.approx(high, abs=0.05 * stats.sem(x))
@@ -86,16 +86,25 @@ def test_group_totals_and_degenerate_cases():
     assert (one.mean, one.ci_low, one.ci_high) == (0.5, None, None)  # one group: no interval
     flat = cluster_intervals(np.zeros(6), [0, 0, 1, 1, 2, 2])[0]
     assert (flat.ci_low, flat.ci_high) == (0.0, 0.0)  # no spread observed
-    # 3 groups, two alike: resamples of those two alone have no spread; they widen the interval, both sides
-    few = cluster_intervals(np.array([1.0, 0, 1, 0, 1, 1]), [0, 0, 1, 1, 2, 2], bounds=(0, 1))[0]
+    # 3 groups, two alike: bootstrap-t resamples of those two alone have no spread; they widen the interval
+    # (unbounded without bounds), where the default stays within the groups' own rates (0.5 and 1)
+    values, ids = np.array([1.0, 0, 1, 0, 1, 1]), [0, 0, 1, 1, 2, 2]
+    few = cluster_intervals(values, ids, bounds=(0, 1), method="studentized")[0]
     assert few.ci_low < few.mean < few.ci_high
-    assert cluster_intervals(np.array([1.0, 0, 1, 0, 1, 1]), [0, 0, 1, 1, 2, 2])[0].to_dict()["ci_low"] is None
+    assert cluster_intervals(values, ids, method="studentized")[0].to_dict()["ci_low"] is None
+    default = cluster_intervals(values, ids)[0]
+    assert 0.5 <= default.ci_low < default.mean < default.ci_high <= 1.0
     clipped = cluster_intervals(np.array([1, 1, 1, 1, 1, 0, 1, 1.0]), [0, 0, 1, 1, 2, 2, 3, 3], bounds=(0, 1))[0]
     assert clipped.ci_high <= 1.0
     seeded = [cluster_intervals(np.arange(8.0), [0, 0, 1, 1, 2, 2, 3, 3], seed=7)[0] for _ in range(2)]
     assert seeded[0] == seeded[1]
     with pytest.raises(ValueError):
         ratio_intervals(np.ones(3), np.ones(3), method="bca")
+    # large samples: the expansion vanishes and the default is the percentile interval
+    x = np.random.default_rng(1).normal(size=300)
+    expanded = cluster_intervals(x, np.arange(300), seed=3)[0]
+    percentile = cluster_intervals(x, np.arange(300), seed=3, method="percentile")[0]
+    assert expanded.ci_low == pytest.approx(percentile.ci_low, abs=0.01 * np.std(x))
 
 
 def test_sign_flip_pvalue_agrees_with_scipy_permutation_test():
