@@ -19,10 +19,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", help="a Hydra sweep dir (multirun/...) or a single run dir")
     parser.add_argument("--out", default=None, help="where to write the report (default: the sweep dir)")
+    parser.add_argument("--degree", default="auto",
+                        help="degree of parallelism for the accuracy-under-parallelism table: a swept override "
+                             "(e.g. dataset.group_size) or tokens_per_forward; auto = the swept group size if any, "
+                             "else tokens_per_forward")
     args = parser.parse_args(argv)
     console = Console()
     try:
-        written = write_report(args.sweep_dir, args.out)
+        written = write_report(args.sweep_dir, args.out, degree=args.degree)
     except Exception as err:  # noqa: BLE001 - a missing dir or an unwritable --out is one line; bugs re-raise
         message = user_error_message(err)
         if message is None:

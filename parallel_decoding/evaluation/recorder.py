@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.quality import precision_recall_f1
+from parallel_decoding.evaluation.intervals import add_uncertainty
 from parallel_decoding.evaluation.settings import check_resume_settings
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.metrics.judge import judge_means
@@ -45,8 +46,10 @@ def _append(path: Path, rows: Iterable[dict]) -> None:
         os.fsync(handle.fileno())
 
 
-def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, Any]:
-    """Per-strategy metrics and summed efficiency, recomputed from the rows (metrics re-scored from text)."""
+def summarize(prediction_rows: list[dict], group_rows: list[dict], reference: str | None = None) -> dict[str, Any]:
+    """Per-strategy metrics and summed efficiency, recomputed from the rows (metrics re-scored from text), with
+    their intervals, paired comparisons against ``reference`` (default: the first strategy) and parallelism
+    (``evaluation/intervals.py``)."""
     scores, costs, groups = defaultdict(list), defaultdict(lambda: defaultdict(float)), defaultdict(int)
     metric_sets, judgements = {}, defaultdict(list)  # the dataset's metric set; judge scores (None = failure)
     extras = defaultdict(lambda: defaultdict(float))
@@ -88,7 +91,7 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, 
             if "edge_tp" in extra:  # DAG quality against the gold edges, micro-averaged over groups
                 prf = precision_recall_f1(extra["edge_tp"], extra["edge_fp"], extra["edge_fn"])
                 extra.update({f"edge_{k}": None if v is None else round(v, 6) for k, v in prf.items()})
-    return summary
+    return add_uncertainty(summary, prediction_rows, scores, group_rows, reference)
 
 
 class RunRecorder:
@@ -145,7 +148,8 @@ class RunRecorder:
 
     def results(self, skipped: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         results = {
-            "strategies": summarize(read_jsonl(self.predictions_path), read_jsonl(self.groups_path)),
+            "strategies": summarize(read_jsonl(self.predictions_path), read_jsonl(self.groups_path),
+                                    reference=config.get("reference_strategy")),
             "skipped": skipped,
             "config": config,
         }

@@ -42,6 +42,10 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
     if not strategies:
         raise ConfigError("no strategy can run: " + "; ".join(unavailable.values()))
     refuse_unsupported(strategies, cfg.backend)  # e.g. a hidden-state strategy on backend=api
+    reference = cfg.get("reference_strategy")
+    if reference is not None and reference not in {s.name for s in strategies}:
+        raise ConfigError(f"reference_strategy={reference} is not one of the strategies run: "
+                          f"{[s.name for s in strategies]}")
     metric_set, language = cfg.dataset.get("metrics", "qa"), cfg.dataset.get("language", "en")
     check_metric_set(metric_set, language)
     recorder, refusal = None, None

@@ -13,7 +13,18 @@ METRIC_LABELS = {"em": "EM", "f1": "F1", "bleu4": "BLEU-4", "rouge1": "ROUGE-1",
                  "judge_completeness": "J-comp", "judge_proficiency": "J-prof", "judge_mean": "judge"}
 
 
+def metric_cell(entry: dict[str, Any], key: str) -> str:
+    """``mean [ci_low, ci_high]`` (the 95% group-bootstrap interval, when the run has one), or ``–``."""
+    if key not in entry["metrics"]:
+        return "–"
+    interval = entry.get("intervals", {}).get(key) or {}
+    if interval.get("ci_low") is None:
+        return f"{entry['metrics'][key]:.3f}"
+    return f"{entry['metrics'][key]:.3f} [{interval['ci_low']:.2f}, {interval['ci_high']:.2f}]"
+
+
 def results_table(strategies: dict[str, Any], title: str = "parallel_decoding results") -> Table:
+    """One row per strategy; metric cells carry their 95% intervals (resampling groups)."""
     table = Table(title=title)
     # The metric columns are the dataset's metric set (em/f1/... or accuracy, bleu4/rouge*, judge_*).
     metric_keys = list(dict.fromkeys(k for entry in strategies.values() for k in entry["metrics"]))
@@ -22,11 +33,11 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
         table.add_column(column, justify="left" if column == "strategy" else "right")
     reference = strategies.get("independent", {}).get("efficiency", {}).get("latency_s")
     for name, entry in strategies.items():
-        m, e = entry["metrics"], entry["efficiency"]
+        e = entry["efficiency"]
         latency = f"{e['latency_s']:.2f}"
         if reference and name != "independent" and e["latency_s"]:
             latency += f" ({reference / e['latency_s']:.1f}x)"
-        table.add_row(name, str(entry["n_questions"]), *(f"{m[k]:.3f}" if k in m else "–" for k in metric_keys),
+        table.add_row(name, str(entry["n_questions"]), *(metric_cell(entry, k) for k in metric_keys),
                       latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
                       str(e["generated_tokens"]), str(e["forward_passes"]), str(e["generate_calls"]))
     return table
@@ -55,9 +66,61 @@ def dependency_table(strategies: dict[str, Any]) -> Table | None:
     return table
 
 
+def paired_table(strategies: dict[str, Any]) -> Table | None:
+    """Each strategy minus the reference on the same questions: difference, 95% interval, permutation p-value."""
+    rows = {name: entry["paired"] for name, entry in strategies.items() if entry.get("paired", {}).get("metrics")}
+    if not rows:
+        return None
+    reference = next(iter(rows.values()))["reference"]
+    metric_keys = list(dict.fromkeys(k for paired in rows.values() for k in paired["metrics"]))
+    table = Table(title=f"paired vs {reference} (same questions; 95% interval over groups, permutation p)")
+    for column in ("strategy", "groups", "n", *(f"Δ{METRIC_LABELS.get(k, k)}" for k in metric_keys)):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for name, paired in rows.items():
+        cells = []
+        for k in metric_keys:
+            d = paired["metrics"].get(k)
+            if d is None:
+                cells.append("–")
+            elif d["ci_low"] is None:
+                cells.append(f"{d['diff']:+.3f} p={d['p_value']:.3g}")
+            else:
+                cells.append(f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p={d['p_value']:.3g}")
+        table.add_row(name, str(paired["n_groups"]), str(paired["n_questions"]), *cells)
+    return table
+
+
+def parallelism_table(strategies: dict[str, Any]) -> Table | None:
+    """NFE and tokens per forward (per group and per branch, 95% intervals over groups)."""
+    rows = {name: entry["parallelism"] for name, entry in strategies.items() if entry.get("parallelism")}
+    if not rows:
+        return None
+    table = Table(title="parallelism (metrics/parallelism.py)")
+    for column in ("strategy", "NFE", "NFE/question", "tokens/forward", "tokens/forward/branch", "sampler tok/fwd"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+
+    def ratio(value: dict | None) -> str:
+        if not value:
+            return "–"
+        if value.get("ci_low") is None:
+            return f"{value['mean']:.2f}"
+        high = "∞" if value.get("ci_high") is None else f"{value['ci_high']:.2f}"  # few groups: unbounded above
+        return f"{value['mean']:.2f} [{value['ci_low']:.2f}, {high}]"
+
+    for name, p in rows.items():
+        per_question, sampler = p.get("nfe_per_question"), p.get("sampler_tokens_per_forward")
+        table.add_row(name, str(p.get("nfe", "–")), "–" if per_question is None else f"{per_question:.1f}",
+                      ratio(p.get("tokens_per_forward")), ratio(p.get("tokens_per_forward_per_branch")),
+                      "–" if sampler is None else f"{sampler:.2f}")
+    return table
+
+
 def print_results(strategies: dict[str, Any], console: Console | None = None) -> None:
     # Logs and CI are not terminals; rich would squeeze the table into 80 columns there.
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or Console(width=None if Console().is_terminal else 200)
     console.print(results_table(strategies))
+    for extra_table in (paired_table(strategies), parallelism_table(strategies)):
+        if extra_table is not None:
+            console.print(extra_table)
     if (dependencies := dependency_table(strategies)) is not None:
         console.print(dependencies)

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from parallel_decoding.reporting.uncertainty import uncertainty_fields
+
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
 COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens",
              "forward_passes", "generate_calls")
@@ -106,5 +108,6 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
                       "n_questions": _number(entry.get("n_questions", 0)) or 0}
             record.update({k: _number(entry.get("metrics", {}).get(k)) for k in METRIC_KEYS})
             record.update({k: _number(entry.get("efficiency", {}).get(k)) for k in COST_KEYS})
+            record.update(uncertainty_fields(entry))  # intervals, paired comparison, parallelism
             records.append(record)
     return SweepRecords(records=records, swept=swept, missing_jobs=missing, broken_jobs=broken)

@@ -1,8 +1,12 @@
 """Turn a sweep's records into ``report.md``, ``report.csv`` (one row per setting, strategy x figure columns),
 ``report_long.csv`` (one row per job and strategy) and PNG plots:
 
-- ``em_vs_latency.png``: EM against latency per question for every job and strategy, with the Pareto front
-  (the settings no other setting beats on both accuracy and latency);
+- ``report.md``: the settings x strategies table (metrics with their 95% intervals over groups, or mean ± sd
+  across seeds when a seed was swept), each strategy minus the reference (paired, with p-values), and the
+  accuracy under parallelism per strategy (``reporting/uncertainty.py``);
+- ``em_vs_latency.png``: EM against latency per question for every job and strategy, with error bars (95%
+  interval, or sd across seeds) and the Pareto front (the settings no other setting beats on both accuracy and
+  latency);
 - ``scaling.png``: latency and prompt tokens (raw and deduplicated) per question against the swept group size.
 """
 
@@ -19,6 +23,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from parallel_decoding.reporting.collect import COST_KEYS, METRIC_KEYS, SweepRecords, collect_sweep  # noqa: E402
+from parallel_decoding.reporting.uncertainty import (  # noqa: E402
+    aggregate_seeds,
+    aup_markdown,
+    aup_rows,
+    error_bars,
+    metric_text,
+    paired_markdown,
+    seed_keys,
+)
 
 log = logging.getLogger(__name__)
 SCALING_KEYS = ("dataset.group_size", "dataset.max_questions", "dataset.min_questions")
@@ -47,7 +60,7 @@ def _fmt(value: Any, spec: str) -> str:
 def _cell(record: dict | None) -> str:
     if record is None:
         return "—"
-    return (f"EM {_fmt(record['em'], '.3f')} · F1 {_fmt(record['f1'], '.3f')} · len {_fmt(record['lenient'], '.3f')} · "
+    return (f"{metric_text(record) or '—'} · "
             f"prompt {_fmt(record['prompt_tokens'], '')} (dedup {_fmt(record['dedup_prompt_tokens'], '')}) · "
             f"{_fmt(record['latency_s'], '.2f')} s")
 
@@ -76,9 +89,10 @@ def markdown_table(sweep: SweepRecords) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_csvs(sweep: SweepRecords, out_dir: Path) -> tuple[Path, Path]:
+def _write_csvs(sweep: SweepRecords, out_dir: Path, jobs: SweepRecords | None = None) -> tuple[Path, Path]:
+    """``report.csv`` from ``sweep`` (seeds merged), ``report_long.csv`` from ``jobs`` (one row per job)."""
     strategies, lookup = _strategies(sweep), _lookup(sweep)
-    figures = [*METRIC_KEYS, *COST_KEYS, "n_questions"]
+    figures = _figures(sweep)
     wide = out_dir / "report.csv"
     with wide.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -89,12 +103,26 @@ def _write_csvs(sweep: SweepRecords, out_dir: Path) -> tuple[Path, Path]:
                 record = lookup.get((setting, s)) or {}
                 row.extend(record.get(f, "") for f in figures)
             writer.writerow(row)
+    jobs = jobs or sweep
     long = out_dir / "report_long.csv"
     with long.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["job", *sweep.swept, "strategy", *figures])
+        writer = csv.DictWriter(handle, fieldnames=["job", *jobs.swept, "strategy", *_figures(jobs)])
         writer.writeheader()
-        writer.writerows(sweep.records)
+        writer.writerows(jobs.records)
     return wide, long
+
+
+def _figures(sweep: SweepRecords) -> list[str]:
+    """The CSV columns of a record: metrics, costs, size, then whatever else the records carry (intervals, ...)."""
+    base = [*METRIC_KEYS, *COST_KEYS, "n_questions"]
+    fixed = {"job", "strategy", *sweep.swept}
+    return [*base, *dict.fromkeys(k for r in sweep.records for k in r if k not in fixed and k not in base)]
+
+
+def _seed_view(sweep: SweepRecords) -> SweepRecords:
+    """The sweep with seed replicates merged (mean ± sd), or the sweep itself when no seed was swept."""
+    records, swept = aggregate_seeds(sweep.records, sweep.swept)
+    return SweepRecords(records=records, swept=swept, missing_jobs=sweep.missing_jobs, broken_jobs=sweep.broken_jobs)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -114,11 +142,12 @@ def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
         rows = _complete([r for r in sweep.records if r["strategy"] == strategy], "latency_s_per_question", "em")
         xs, ys = [r["latency_s_per_question"] for r in rows], [r["em"] for r in rows]
         points.extend(zip(xs, ys))
-        ax.scatter(xs, ys, label=strategy, s=40)
+        bars = error_bars(rows, "em")
+        ax.errorbar(xs, ys, yerr=bars, fmt="o", ms=6, capsize=3, label=strategy)
     front = pareto_front(points)
     ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
     ax.set_xlabel("latency per question (s)")
-    ax.set_ylabel("EM")
+    ax.set_ylabel("EM (bars: 95% interval over groups, or sd across seeds)")
     ax.set_title("Accuracy vs latency")
     ax.legend()
     fig.tight_layout()
@@ -146,16 +175,29 @@ def _plot_scaling(sweep: SweepRecords, key: str, path: Path) -> Path:
     return path
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
-    sweep = collect_sweep(sweep_dir)
-    if not sweep.records:
-        broken = "".join(f"; {why}" for why in sweep.broken_jobs.values())
+def uncertainty_markdown(raw: SweepRecords, sweep: SweepRecords, degree: str = "auto") -> str:
+    """``report.md``: the main table (intervals, or mean ± sd across seeds), paired comparisons, AUP."""
+    seeds = seed_keys(raw.swept)
+    if seeds:
+        n = max(r.get("n_seeds", 1) for r in sweep.records)
+        note = f"Mean ± sd across {n} seeds ({', '.join(seeds)}); per-job intervals in report_long.csv.\n\n"
+    else:
+        note = "Metrics: mean [95% interval, cluster bootstrap over groups].\n\n"
+    return (note + markdown_table(sweep) + paired_markdown(sweep.records, sweep.swept)
+            + aup_markdown(aup_rows(sweep.records, sweep.swept, degree)))
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, degree: str = "auto") -> dict[str, Path]:
+    raw = collect_sweep(sweep_dir)
+    if not raw.records:
+        broken = "".join(f"; {why}" for why in raw.broken_jobs.values())
         raise FileNotFoundError(f"no job under {sweep_dir} has a readable results.json{broken}")
+    sweep = _seed_view(raw)  # report.csv, report.md and the plots show seeds as mean ± sd; report_long.csv each job
     out = Path(out_dir or sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"markdown": out / "report.md"}
-    written["markdown"].write_text(markdown_table(sweep))
-    written["csv"], written["csv_long"] = _write_csvs(sweep, out)
+    written["markdown"].write_text(uncertainty_markdown(raw, sweep, degree))
+    written["csv"], written["csv_long"] = _write_csvs(sweep, out, jobs=raw)
     written["em_vs_latency"] = _plot_accuracy_vs_latency(sweep, out / "em_vs_latency.png")
     scaling_key = next((k for k in SCALING_KEYS if k in sweep.swept), None)
     if scaling_key and all(_sort_key(r[scaling_key])[0] == 0 for r in sweep.records):

@@ -2,7 +2,9 @@
 
 An ``evaluate`` run logs, as one W&B run (job type ``evaluate``):
 
-- summary metrics ``<strategy>/<metric>`` (EM, F1, ... and every efficiency figure) and a ``strategies`` table;
+- summary metrics ``<strategy>/<metric>`` (EM, F1, ... and every efficiency figure), their 95% intervals
+  (``<metric>_ci_low``/``_ci_high``), the paired comparison with the reference (``<metric>_diff``, ``_p``), NFE and
+  tokens per forward (``reporting/uncertainty.py``), and a ``strategies`` table;
 - ``predictions``: a per-question table (strategy, group, question, gold, prediction, raw output, scores);
 - every plot (``*.png``) of the run dir as an image, and an ``evaluation`` artifact holding ``results.json``,
   ``predictions.jsonl``, ``groups.jsonl``, the plots and the HTML views (e.g. ``dag_views/<strategy>/*.html``).
@@ -23,6 +25,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from parallel_decoding.reporting.uncertainty import uncertainty_fields
 from parallel_decoding.training.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ def strategy_summary(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     figures: list[str] = []
     for strategy, entry in results.get("strategies", {}).items():
         flat = {**entry.get("metrics", {}), **entry.get("efficiency", {}), "n_questions": entry.get("n_questions"),
-                "n_groups": entry.get("n_groups")}
+                "n_groups": entry.get("n_groups"), **uncertainty_fields(entry)}
         for key, value in flat.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 summary[f"{strategy}/{key}"] = value

@@ -62,6 +62,17 @@ def test_every_strategy_reports_metrics_and_efficiency(finished_run):
     assert sum(results["skipped"]["dataset_rows"].values()) == 3
     for name in STRATEGIES:
         assert name in result.stdout  # the rich table
+    assert "paired vs independent" in result.stdout and "tokens/forward" in result.stdout
+
+
+def test_batch_equals_independent_in_the_paired_comparison(finished_run):
+    run_dir, _ = finished_run
+    results = json.loads((run_dir / "results.json").read_text())["strategies"]
+    paired = results["batch"]["paired"]  # greedy batch answers are token-identical to independent's
+    assert (paired["reference"], paired["n_groups"], paired["n_questions"]) == ("independent", 2, 5)
+    assert all(d["diff"] == 0.0 and d["p_value"] == 1.0 for d in paired["metrics"].values())
+    assert results["independent"]["parallelism"]["tokens_per_forward"]["mean"] == 1.0  # one row per call
+    assert results["batch"]["parallelism"]["tokens_per_forward"]["mean"] > 1.0
 
 
 def test_results_equal_what_the_row_files_recompute(finished_run):
@@ -131,6 +142,13 @@ def test_unknown_strategy_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "unknown strategy 'telepathy'" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unknown_reference_strategy_is_a_clear_error(tmp_path):
+    result = run_module("parallel_decoding.evaluate", "model=tiny_qwen3", "dataset=synthetic",
+                        "strategies=[batch]", "reference_strategy=independent", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "reference_strategy=independent is not one of the strategies run" in result.stdout + result.stderr
 
 
 @pytest.mark.slow  # two processes, each loading the model (~30 s)
