@@ -128,8 +128,7 @@ class ParallelDecodingLM(TemplateLM):
             from parallel_decoding.methods.llada.modeling import is_diffusion_model
             from parallel_decoding.strategies.llada import load_llada_bundle
 
-            self.sampler = self._llada_settings(cfg, sampler, checkpoint, has_bundle=bundle is not None)
-
+            self.sampler = self._llada_settings(sampler, checkpoint, has_bundle=bundle is not None)
             if bundle is None:
                 bundle = load_llada_bundle(checkpoint, dtype=str(cfg.hardware.dtype),
                                            device=str(cfg.hardware.device),
@@ -150,7 +149,7 @@ class ParallelDecodingLM(TemplateLM):
         self.counts: dict[str, float] = defaultdict(float)
 
     @staticmethod
-    def _llada_settings(cfg, sampler: dict[str, Any], checkpoint: str | None, has_bundle: bool = False):
+    def _llada_settings(sampler: dict[str, Any], checkpoint: str | None, has_bundle: bool = False):
         from omegaconf import OmegaConf
 
         from parallel_decoding.methods.llada.sampler import SamplerSettings
