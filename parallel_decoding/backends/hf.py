@@ -144,18 +144,22 @@ class HFBackend:
 
     @torch.inference_mode()
     def generate(
-        self, prompts: Sequence[Sequence[int]], batch_size: int | None = None, max_new_tokens: int | None = None
+        self, prompts: Sequence[Sequence[int]], batch_size: int | None = None, max_new_tokens: int | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> list[list[int]]:
-        """Greedy (or seeded sampled) continuations of each prompt, ``batch_size`` prompts per left-padded call."""
+        """Greedy (or seeded sampled) continuations of each prompt, ``batch_size`` prompts per left-padded call.
+        ``stop_strings`` end a row early once its text holds one (the text after it is the caller's to cut)."""
         batch_size = batch_size or len(prompts)
         results: list[list[int]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start:start + batch_size]
-            results.extend(self._generate_batch(chunk, max_new_tokens or self.settings.max_new_tokens))
+            results.extend(self._generate_batch(chunk, max_new_tokens or self.settings.max_new_tokens,
+                                                stop_strings))
         self.record(prompts, results, calls=-(-len(prompts) // batch_size))
         return results
 
-    def _generate_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+    def _generate_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                        stop_strings: Sequence[str] = ()) -> list[list[int]]:
         width = max(len(p) for p in prompts)
         limit = self.max_context_tokens
         if limit is not None and width + max_new_tokens > limit:
@@ -178,5 +182,6 @@ class HFBackend:
             eos_token_id=self.stop_token_ids,
             pad_token_id=pad,
             **sampling,
+            **(dict(stop_strings=list(stop_strings), tokenizer=self.tokenizer) if stop_strings else {}),
         )
         return [self.trim_at_stop(row[width:].tolist()) for row in output]

@@ -25,6 +25,7 @@ from parallel_decoding.evaluation.settings import answer_settings
 from parallel_decoding.evaluation.sharding import launch_shards
 from parallel_decoding.metrics.judge import build_judge
 from parallel_decoding.metrics.metric_sets import check_metric_set
+from parallel_decoding.reporting.manifest import write_manifest
 from parallel_decoding.strategies import build_strategies
 from parallel_decoding.training.secrets import redact
 
@@ -55,6 +56,8 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
                                    settings=answer_settings(cfg))
         except ConfigError as err:
             refusal = str(err)
+        else:  # what reruns this run and what it runs on (python -m parallel_decoding.reproduce <run dir>)
+            write_manifest(run_dir, "parallel_decoding.evaluate", resume=bool(cfg.resume))
     refusal, finished = shard.broadcast((refusal, recorder.finished if recorder else None))
     if refusal:  # every rank stops, so none waits forever for the writer
         raise ConfigError(refusal)

@@ -23,10 +23,32 @@ from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.prompts import single_question_messages
 
 _DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
+
+
+def load_llada_bundle(checkpoint: str | Path, dtype: str = "float32", device: str = "cpu",
+                      attn_implementation: str | None = "sdpa") -> ModelBundle:
+    """A diffusion directory (``train method=llada``'s ``model/`` or ``methods.llada.convert``'s output) with its
+    tokenizer; also what the lm-eval model ``parallel_decoding`` loads for ``decoder=llada``."""
+    from parallel_decoding.methods.base import load_trained
+    from parallel_decoding.methods.llada.module import load_diffusion_bundle
+    from parallel_decoding.methods.llada.modeling import is_diffusion_model
+
+    checkpoint = Path(checkpoint).expanduser()
+    if not (checkpoint / "config.json").is_file():
+        raise ConfigError(f"{checkpoint} is not a saved model directory (no config.json); pass <train run dir>/model")
+    kwargs = dict(dtype=dtype, device=device, attn_implementation=attn_implementation)
+    if (checkpoint / "method.yaml").is_file():
+        bundle = load_trained(checkpoint, **kwargs)
+    else:
+        bundle = load_diffusion_bundle(checkpoint, **kwargs)
+    if not is_diffusion_model(bundle.model):
+        raise ConfigError(f"{checkpoint} is not a diffusion model")
+    return bundle
 
 
 class LLaDAStrategy(Strategy):
@@ -56,18 +78,10 @@ class LLaDAStrategy(Strategy):
                                   "parallel_decoding.methods.llada.convert>")
             return base
         if self._backend is None:
-            from parallel_decoding.methods.base import load_trained
-            from parallel_decoding.methods.llada.module import load_diffusion_bundle
-
             model = base.bundle.model
-            kwargs = dict(dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"), device=str(base.bundle.device),
-                          attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
-            if (self.checkpoint / "method.yaml").is_file():
-                bundle = load_trained(self.checkpoint, **kwargs)
-            else:
-                bundle = load_diffusion_bundle(self.checkpoint, **kwargs)
-            if not is_diffusion_model(bundle.model):
-                raise ConfigError(f"checkpoints.llada={self.checkpoint} is not a diffusion model")
+            bundle = load_llada_bundle(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+                                       device=str(base.bundle.device),
+                                       attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             self._backend = HFBackend(bundle, base.settings)
             self._warmup(self._backend)
         return self._backend

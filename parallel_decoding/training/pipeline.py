@@ -28,7 +28,9 @@ from parallel_decoding.methods.base import TrainableMethod
 from parallel_decoding.training.callbacks import ResumeRecord
 from parallel_decoding.training.datamodule import QuestionGroupDataModule
 from parallel_decoding.training.loggers import instantiate_loggers, log_hyperparameters, log_model_artifact
-from parallel_decoding.training.runtime import ddp_relaunch_as_job, plain_config, save_config_tree, write_results
+from parallel_decoding.reporting.manifest import write_manifest
+from parallel_decoding.training.runtime import (ddp_relaunch_as_job, is_ddp_child, plain_config, save_config_tree,
+                                                write_results)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     save_config_tree(cfg, output_dir, print_tree=cfg.get("print_config", True))
+    if rank_zero_only.rank == 0 and not is_ddp_child():  # python -m parallel_decoding.reproduce <run dir>
+        write_manifest(output_dir, "parallel_decoding.train", resume=cfg.get("ckpt_path") not in (None, "", "null"))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir)
 
     loaded = load_groups(cfg.dataset)

@@ -56,6 +56,11 @@ def test_sweep_survives_a_crashed_job_and_leaves_one_dir_per_job(sweep):
     assert "learning rate must be positive" in (jobs[1] / "train.log").read_text()
     for job in (jobs[0], jobs[2]):
         assert (job / ".hydra" / "config.yaml").is_file() and (job / "model" / "config.json").is_file()
+    for job, lr in zip(jobs, (1e-4, -1.0, 2e-4)):  # each job's own overrides (as Hydra prints them), for reproduce
+        manifest = json.loads((job / "manifest.json").read_text())
+        assert manifest["entry_point"] == "parallel_decoding.train"
+        [value] = [o.split("=", 1)[1] for o in manifest["command"]["overrides"] if o.startswith("method.optimizer.lr=")]
+        assert float(value) == lr
 
 
 def test_each_job_is_its_own_offline_wandb_run_named_from_experiment_and_overrides(sweep):
