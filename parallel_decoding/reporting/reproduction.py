@@ -27,11 +27,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from parallel_decoding.config import ConfigError
+from parallel_decoding.metrics.uncertainty import cluster_intervals
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
-N_RESAMPLES = 2000
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -57,22 +56,13 @@ class Estimate:
         return f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
-def group_interval(values: Sequence[float], groups: Sequence[str], seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile interval of ``sum(values) / len(values)`` resampling whole groups (None: < 2 groups).
-
-    A minimal cluster bootstrap; ``parallel_decoding.metrics.uncertainty`` (bootstrap-t, better coverage with few
-    groups) replaces it once merged."""
-    names, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
-    if len(names) < 2:
+def group_interval(values: Sequence[float], groups: Sequence[str], **options) -> tuple[float, float] | None:
+    """95% interval of the mean of ``values`` resampling whole groups, as ``results.json``'s intervals are
+    computed (``metrics.uncertainty``); None when there is no interval (fewer than 2 groups)."""
+    [interval] = cluster_intervals(np.asarray(values, dtype=float)[:, None], [str(g) for g in groups], **options)
+    if interval.ci_low is None or interval.ci_high is None:
         return None
-    sums = np.bincount(index, weights=np.asarray(values, dtype=float))
-    counts = np.bincount(index).astype(float)
-    weights = np.random.default_rng(seed).multinomial(len(names), np.full(len(names), 1 / len(names)),
-                                                      size=N_RESAMPLES)
-    boot = (weights @ sums) / (weights @ counts)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return float(interval.ci_low), float(interval.ci_high)
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def test_environment_differences_name_what_changed(tmp_path):
 def test_group_interval_equals_the_percentile_bootstrap_with_one_question_per_group():
     """One question per group: resampling groups is resampling questions, scipy's percentile bootstrap."""
     values = np.random.default_rng(1).random(40)
-    low, high = group_interval(values, [str(i) for i in range(40)])
+    low, high = group_interval(values, [str(i) for i in range(40)], method="percentile")
     ref = stats.bootstrap((values,), np.mean, method="percentile", n_resamples=20000,
                           rng=np.random.default_rng(2)).confidence_interval
     assert low == pytest.approx(ref.low, abs=0.02) and high == pytest.approx(ref.high, abs=0.02)
