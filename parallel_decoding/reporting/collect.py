@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
-COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens",
-             "forward_passes", "generate_calls")
+COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens",
+             "generated_tokens", "forward_passes", "generated_tokens_per_forward", "generate_calls")
 
 
 @dataclass
