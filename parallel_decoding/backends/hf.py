@@ -7,59 +7,15 @@ estimated).
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
-from parallel_decoding.config import ConfigError
+from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
 from parallel_decoding.models.bundle import ModelBundle
-
-
-@dataclass
-class GenerationSettings:
-    max_new_tokens: int = 32
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
-
-
-def checked_generation(values: Mapping[str, Any], seed: int = 0, key: str = "generation") -> GenerationSettings:
-    """``GenerationSettings`` from a config node, refused with one line naming the key when a value cannot work
-    (``max_new_tokens`` -1, 0 or "abc" used to fail inside every group, leaving a run with no answers)."""
-    values = dict(values)
-    known = {f.name for f in fields(GenerationSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]} is not a generation setting; known: {', '.join(sorted(known - {'seed'}))}")
-
-    def bad(name: str, want: str) -> ConfigError:
-        return ConfigError(f"{key}.{name} must be {want}, got {values[name]!r}")
-
-    def is_int(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def is_number(value: Any) -> bool:
-        return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-    if "max_new_tokens" in values and not (is_int(values["max_new_tokens"]) and values["max_new_tokens"] >= 1):
-        raise bad("max_new_tokens", "a whole number >= 1")
-    if "do_sample" in values and not isinstance(values["do_sample"], bool):
-        raise bad("do_sample", "true or false")
-    if "temperature" in values and not (is_number(values["temperature"]) and values["temperature"] >= 0):
-        raise bad("temperature", "a number >= 0")
-    if values.get("do_sample") and values.get("temperature", 1.0) == 0:
-        raise bad("temperature", "> 0 when do_sample is true")
-    if "top_p" in values and not (is_number(values["top_p"]) and 0 < values["top_p"] <= 1):
-        raise bad("top_p", "a number in (0, 1]")
-    if not is_int(seed):
-        raise ConfigError(f"seed must be a whole number, got {seed!r}")
-    return GenerationSettings(**{**values, "seed": seed})
 
 
 class PromptTooLong(ValueError):
@@ -73,6 +29,10 @@ class _GroupMeter:
 
 
 class HFBackend:
+    """The ``Backend`` that runs the model in-process: every strategy, hidden states and custom masks included."""
+
+    model_internals = True
+
     def __init__(self, bundle: ModelBundle, settings: GenerationSettings | None = None) -> None:
         self.bundle = bundle
         self.model = bundle.model
@@ -101,8 +61,8 @@ class HFBackend:
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return list(ids)
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+    def decode(self, output: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(output), skip_special_tokens=True)
 
     # -- accounting --------------------------------------------------------------------------------------------
     @contextmanager
@@ -118,13 +78,18 @@ class HFBackend:
             meter.stats.dedup_prompt_tokens = meter.trie.size
             self._meter = None
 
-    def record(self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], calls: int) -> None:
-        """Account for a decoder call made outside ``generate`` (e.g. the shared-prefix engine)."""
+    def record(self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], calls: int,
+               computed_prompt_tokens: int | None = None) -> None:
+        """Account for a decoder call made outside ``generate`` (e.g. the shared-prefix engine, which passes the
+        prompt tokens it actually ran: the shared prefix once, then each branch). ``generate`` has no cache across
+        rows, so it computes every prompt token of every row (padding excluded)."""
         if self._meter is None:
             return
         for prompt in prompts:
             self._meter.trie.add(prompt)
-        self._meter.stats.prompt_tokens += sum(len(p) for p in prompts)
+        sent = sum(len(p) for p in prompts)
+        self._meter.stats.prompt_tokens += sent
+        self._meter.stats.computed_prompt_tokens += sent if computed_prompt_tokens is None else computed_prompt_tokens
         self._meter.stats.generated_tokens += sum(len(o) for o in outputs)
         self._meter.stats.generate_calls += calls
 

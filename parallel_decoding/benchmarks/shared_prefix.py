@@ -61,7 +61,9 @@ def _setup(args: argparse.Namespace):
     """Model, backend and groups (the first G questions of SQuAD paragraphs with at least 8 questions)."""
     import torch
 
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+    from parallel_decoding.backends.base import GenerationSettings
+
+    from parallel_decoding.backends.hf import HFBackend
     from parallel_decoding.data.squad import load_squad
     from parallel_decoding.models import load_packaged_gguf
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.backends import build_backend, refuse_unsupported
-from parallel_decoding.backends.hf import checked_generation
+from parallel_decoding.backends.base import checked_generation
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.evaluation.recorder import RunRecorder

@@ -29,7 +29,7 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
     # The metric columns are the dataset's metric set (em/f1/... or accuracy, bleu4/rouge*, judge_*).
     metric_keys = list(dict.fromkeys(k for entry in strategies.values() for k in entry["metrics"]))
     for column in ("strategy", "n", *(METRIC_LABELS.get(k, k) for k in metric_keys), "latency s", "prompt tok",
-                   "dedup prompt", "gen tok", "fwd passes", "calls"):
+                   "dedup prompt", "computed prompt", "gen tok", "fwd passes", "calls"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     reference = strategies.get("independent", {}).get("efficiency", {}).get("latency_s")
     for name, entry in strategies.items():
@@ -39,7 +39,7 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
             latency += f" ({reference / e['latency_s']:.1f}x)"
         table.add_row(name, str(entry["n_questions"]), *(metric_cell(entry, k) for k in metric_keys),
                       latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
-                      str(e["generated_tokens"]), str(e["forward_passes"]), str(e["generate_calls"]))
+                      str(e.get("computed_prompt_tokens", "–")), str(e["generated_tokens"]), str(e["forward_passes"]), str(e["generate_calls"]))
     return table
 
 

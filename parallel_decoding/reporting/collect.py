@@ -16,8 +16,8 @@ import yaml
 from parallel_decoding.reporting.uncertainty import uncertainty_fields
 
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
-COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens",
-             "forward_passes", "generate_calls")
+COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens",
+             "generated_tokens", "forward_passes", "generated_tokens_per_forward", "generate_calls")
 
 
 @dataclass
