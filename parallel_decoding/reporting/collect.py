@@ -1,6 +1,8 @@
 """Read a sweep directory: each job's ``results.json`` plus the overrides Hydra saved for it.
 
-A job that crashed (no ``results.json``) is listed as missing, never silently dropped."""
+A job that crashed (no ``results.json``) is listed as missing, never silently dropped. Every record names the
+backend that produced it (from ``results.json``); when jobs ran on different backends (``-m backend=hf,vllm``)
+``backend`` is a swept key, placed last so each setting's engines sit in adjacent rows."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from typing import Any
 import yaml
 
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
-COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens",
-             "forward_passes", "generate_calls")
+COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens",
+             "generated_tokens", "forward_passes", "tokens_per_forward", "generate_calls")
 
 
 @dataclass
@@ -56,13 +58,19 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
             continue
         jobs.append((job_dir, _parse_overrides(job_dir), json.loads(results_path.read_text())))
     keys = sorted({k for _, overrides, _ in jobs for k in overrides})
-    swept = [k for k in keys if len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
+    swept = [k for k in keys if k != "backend" and len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
     records = []
     for job_dir, overrides, results in jobs:
         for strategy, entry in results.get("strategies", {}).items():
-            record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept}, "strategy": strategy,
+            efficiency = entry.get("efficiency", {})
+            record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept},
+                      "backend": entry.get("backend") or overrides.get("backend"), "strategy": strategy,
                       "n_questions": entry.get("n_questions", 0)}
             record.update({k: entry.get("metrics", {}).get(k) for k in METRIC_KEYS})
-            record.update({k: entry.get("efficiency", {}).get(k) for k in COST_KEYS})
+            record.update({k: efficiency.get(k) for k in COST_KEYS})
+            if efficiency.get("forward_passes"):  # generated tokens per model forward (None: not counted)
+                record["tokens_per_forward"] = round(efficiency["generated_tokens"] / efficiency["forward_passes"], 3)
             records.append(record)
+    if len({r["backend"] for r in records}) > 1:
+        swept.append("backend")
     return SweepRecords(records=records, swept=swept, missing_jobs=missing)
