@@ -60,7 +60,8 @@ def prompt_ids(bundle: ModelBundle, cfg: DictConfig) -> list[int]:
 
 
 def generate_once(bundle: ModelBundle, cfg: DictConfig) -> dict[str, Any]:
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+    from parallel_decoding.backends.base import GenerationSettings
+    from parallel_decoding.backends.hf import HFBackend
     from parallel_decoding.methods.llada.modeling import is_diffusion_model
 
     decoder = cfg.decoder

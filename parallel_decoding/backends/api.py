@@ -7,10 +7,11 @@ in config (``api_key_env``) — configs, logs and results only ever hold that na
 
 ``ApiBackend`` adapts it to the strategy interface: a "prompt" is the messages list (the server applies the
 chat template), an "output" a ``Completion``. Costs come from the responses' ``usage``: prompt and generated
-tokens as the server counted them; ``dedup_prompt_tokens`` is prompt tokens minus the ones the server says it
-served from its prefix cache (``usage.prompt_tokens_details.cached_tokens``; servers that do not report it
-count every prompt token); forward passes are not observable over HTTP and stay 0; ``generate_calls`` counts
-requests (retries excluded).
+tokens as the server counted them; ``computed_prompt_tokens`` is prompt tokens minus the ones the server says
+it served from its prefix cache (``usage.prompt_tokens_details.cached_tokens``, which ``vllm serve`` reports
+with ``--enable-prompt-tokens-details``; servers that do not report it count every prompt token).
+``dedup_prompt_tokens`` needs the prompts' token ids, which only the server has: it is the same figure.
+Forward passes are not observable over HTTP and stay 0; ``generate_calls`` counts requests (retries excluded).
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from parallel_decoding.backends.base import Completion
-from parallel_decoding.backends.hf import GenerationSettings
+from parallel_decoding.backends.base import Completion, GenerationSettings
 from parallel_decoding.config import ConfigError
 from parallel_decoding.metrics.efficiency import EfficiencyStats
 
@@ -193,12 +193,17 @@ class ApiBackend:
         self.record(prompts, completions, calls=len(completions))
         return completions
 
-    def record(self, prompts: Sequence[Any], outputs: Sequence[Completion], calls: int) -> None:
+    def record(self, prompts: Sequence[Any], outputs: Sequence[Completion], calls: int,
+               computed_prompt_tokens: int | None = None) -> None:
+        """Costs as the server reported them in each response's ``usage`` (``computed_prompt_tokens`` is
+        ignored: only the server knows what it computed)."""
         if self._stats is None:
             return
         for output in outputs:
+            computed = max(output.prompt_tokens - output.cached_tokens, 0)
             self._stats.prompt_tokens += output.prompt_tokens
-            self._stats.dedup_prompt_tokens += max(output.prompt_tokens - output.cached_tokens, 0)
+            self._stats.dedup_prompt_tokens += computed
+            self._stats.computed_prompt_tokens += computed
             self._stats.generated_tokens += output.completion_tokens
         self._stats.generate_calls += calls
 

@@ -1,28 +1,34 @@
 """What every backend offers strategies, and how a run picks one (``backend=hf|vllm|api``).
 
-A backend is duck-typed; strategies call only these:
-
-* ``chat_ids(messages) -> prompt`` — the backend's prompt for a chat ending in an open assistant turn
-  (token ids for ``hf``/``vllm``; the messages themselves for ``api``, whose server applies the template);
-* ``generate(prompts, batch_size=None, max_new_tokens=None) -> outputs`` and ``decode(output) -> str``;
-* ``settings`` (``GenerationSettings``), ``measure()`` (a context manager yielding one group's
-  ``EfficiencyStats``), ``record(prompts, outputs, calls)`` and ``warmup()``.
-
-Strategies that read hidden states or pass custom attention masks set ``requires_model_internals = True``;
-only backends that run the model in-process (``model_internals = True``: ``hf``) can serve them, and the run
-refuses such a pairing before loading anything.
+``Backend`` is the one interface strategies program against; ``hf``, ``vllm`` and ``api`` implement it
+(checked by ``tests/backends/test_protocol.py``). ``GenerationSettings`` is the one generation-settings type
+all of them take. Strategies that read hidden states or pass custom attention masks set
+``requires_model_internals = True``; only backends that run the model in-process (``model_internals = True``:
+``hf``) can serve them, and the run refuses such a pairing before loading anything.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
 
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.config import ConfigError
+from parallel_decoding.metrics.efficiency import EfficiencyStats
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding settings of a run (``cfg.generation`` + ``seed``), shared by every backend."""
+
+    max_new_tokens: int = 32
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,42 @@ class Completion:
     finish_reason: str | None = None
 
 
+@runtime_checkable
+class Backend(Protocol):
+    """The calls a strategy may make on any backend.
+
+    A *prompt* is whatever ``chat_ids`` returns (token ids for ``hf``/``vllm``; the messages themselves for
+    ``api``, whose server applies the template); an *output* is what ``generate`` returns per prompt and
+    ``decode`` turns into text. ``measure()`` yields one group's ``EfficiencyStats``; everything generated
+    inside it is counted. ``record`` accounts for a decoder call made outside ``generate``
+    (``computed_prompt_tokens``: prompt tokens that call actually ran through the model; ``None`` = all).
+    """
+
+    model_internals: ClassVar[bool]
+    settings: GenerationSettings
+
+    def chat_ids(self, messages: Sequence[dict[str, str]]) -> Any: ...
+
+    def generate(self, prompts: Sequence[Any], batch_size: int | None = None,
+                 max_new_tokens: int | None = None) -> list[Any]: ...
+
+    def decode(self, output: Any) -> str: ...
+
+    def measure(self) -> AbstractContextManager[EfficiencyStats]: ...
+
+    def record(self, prompts: Sequence[Any], outputs: Sequence[Any], calls: int,
+               computed_prompt_tokens: int | None = None) -> None: ...
+
+    def warmup(self) -> None: ...
+
+
 def backend_name(backend_cfg: DictConfig) -> str:
     return backend_cfg._target_.rsplit(".", 1)[-1]
 
 
 def exposes_model_internals(backend_cls: Any) -> bool:
-    """Whether strategies may use hidden states / custom masks on this backend class."""
-    return bool(getattr(backend_cls, "model_internals", isinstance(backend_cls, type)
-                        and issubclass(backend_cls, HFBackend)))
+    """Whether strategies may use hidden states / custom masks on this backend class (or instance)."""
+    return bool(getattr(backend_cls, "model_internals", False))
 
 
 def refuse_unsupported(strategies: Iterable[Any], backend_cfg: DictConfig) -> None:
@@ -59,7 +93,7 @@ def refuse_unsupported(strategies: Iterable[Any], backend_cfg: DictConfig) -> No
         )
 
 
-def build_backend(backend_cfg: DictConfig, settings: GenerationSettings, device: str | None = None) -> Any:
+def build_backend(backend_cfg: DictConfig, settings: GenerationSettings, device: str | None = None) -> Backend:
     """Instantiate ``cfg.backend`` (nested nodes such as ``hf``'s model loader first), then bind the run's
     generation settings (passed after instantiation so Hydra never turns the dataclass into a config).
     ``device`` overrides the in-process model's device (one GPU per rank in sharded runs)."""

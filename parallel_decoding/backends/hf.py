@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 
+from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
 from parallel_decoding.models.bundle import ModelBundle
-
-
-@dataclass
-class GenerationSettings:
-    max_new_tokens: int = 32
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
 
 
 class _GroupMeter:
@@ -34,6 +25,10 @@ class _GroupMeter:
 
 
 class HFBackend:
+    """The ``Backend`` that runs the model in-process: every strategy, hidden states and custom masks included."""
+
+    model_internals = True
+
     def __init__(self, bundle: ModelBundle, settings: GenerationSettings | None = None) -> None:
         self.bundle = bundle
         self.model = bundle.model
@@ -56,8 +51,8 @@ class HFBackend:
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return list(ids)
 
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+    def decode(self, output: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(output), skip_special_tokens=True)
 
     # -- accounting --------------------------------------------------------------------------------------------
     @contextmanager
@@ -73,13 +68,18 @@ class HFBackend:
             meter.stats.dedup_prompt_tokens = meter.trie.size
             self._meter = None
 
-    def record(self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], calls: int) -> None:
-        """Account for a decoder call made outside ``generate`` (e.g. the shared-prefix engine)."""
+    def record(self, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], calls: int,
+               computed_prompt_tokens: int | None = None) -> None:
+        """Account for a decoder call made outside ``generate`` (e.g. the shared-prefix engine, which passes the
+        prompt tokens it actually ran: the shared prefix once, then each branch). ``generate`` has no cache across
+        rows, so it computes every prompt token of every row (padding excluded)."""
         if self._meter is None:
             return
         for prompt in prompts:
             self._meter.trie.add(prompt)
-        self._meter.stats.prompt_tokens += sum(len(p) for p in prompts)
+        sent = sum(len(p) for p in prompts)
+        self._meter.stats.prompt_tokens += sent
+        self._meter.stats.computed_prompt_tokens += sent if computed_prompt_tokens is None else computed_prompt_tokens
         self._meter.stats.generated_tokens += sum(len(o) for o in outputs)
         self._meter.stats.generate_calls += calls
 

@@ -82,7 +82,9 @@ def _setup(args: argparse.Namespace):
     """Model, backend and groups (the first G questions of SQuAD paragraphs with at least 8 questions)."""
     import torch
 
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+    from parallel_decoding.backends.base import GenerationSettings
+
+    from parallel_decoding.backends.hf import HFBackend
     from parallel_decoding.data.squad import load_squad
     from parallel_decoding.models import load_packaged_gguf
 
@@ -143,7 +145,7 @@ def timing_worker(args: argparse.Namespace) -> dict:
                                         "generated_tokens": stats.generated_tokens,
                                         "forward_passes": stats.forward_passes,
                                         "prompt_tokens": stats.prompt_tokens,
-                                        "computed_prompt_tokens": getattr(stats, "computed_prompt_tokens", None),
+                                        "computed_prompt_tokens": stats.computed_prompt_tokens,
                                         "dedup_prompt_tokens": stats.dedup_prompt_tokens,
                                         "answers": [p.raw_output for p in outcome.predictions],
                                         # only where the strategy answered one output per question, in order

@@ -48,7 +48,7 @@ from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, 
 from parallel_decoding.models.bundle import ModelUnavailableError
 
 if TYPE_CHECKING:
-    from parallel_decoding.backends.hf import HFBackend
+    from parallel_decoding.backends.base import Backend
 
 PACKAGED_MINILM = "minilm"
 _ENCODERS: dict[tuple[str, str], tuple[object, torch.nn.Module]] = {}  # loaded once per process
@@ -172,7 +172,7 @@ class BertAttentionGenerator(EdgeGenerator):
         attention = torch.stack(output.attentions)[:, 0].float().mean(dim=(0, 1)).cpu()  # layers, heads
         return question_attention(attention, owners, len(texts)), [owners.count(i) for i in range(len(texts))]
 
-    def generate(self, group: QuestionGroup, backend: "HFBackend | None" = None) -> GeneratedEdges:
+    def generate(self, group: QuestionGroup, backend: "Backend | None" = None) -> GeneratedEdges:
         if len(group.questions) < 2:
             return GeneratedEdges(edges=[], generator=self.name)
         scores, sizes = self.scores([q.text for q in group.questions])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from parallel_decoding.data.schema import QuestionGroup
 
 if TYPE_CHECKING:  # the backend pulls in torch; generators that never call it need not import it
-    from parallel_decoding.backends.hf import HFBackend
+    from parallel_decoding.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class EdgeGenerator(ABC):
         is not billed to the first group's latency."""
 
     @abstractmethod
-    def generate(self, group: QuestionGroup, backend: "HFBackend") -> GeneratedEdges:
+    def generate(self, group: QuestionGroup, backend: "Backend") -> GeneratedEdges:
         """Candidate edges between ``group``'s questions (ids as in the group)."""
 
 

@@ -11,12 +11,12 @@ from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
 
 if TYPE_CHECKING:
-    from parallel_decoding.backends.hf import HFBackend
+    from parallel_decoding.backends.base import Backend
 
 
 class GoldGenerator(EdgeGenerator):
     name = "gold"
 
-    def generate(self, group: QuestionGroup, backend: "HFBackend | None" = None) -> GeneratedEdges:
+    def generate(self, group: QuestionGroup, backend: "Backend | None" = None) -> GeneratedEdges:
         edges = [DependencyEdge(src, dst, 1.0, "gold") for src, dst in dict.fromkeys(group.dependencies)]
         return GeneratedEdges(edges=edges, generator=self.name)

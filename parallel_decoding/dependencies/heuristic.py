@@ -21,7 +21,7 @@ from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
 
 if TYPE_CHECKING:
-    from parallel_decoding.backends.hf import HFBackend
+    from parallel_decoding.backends.base import Backend
 
 STOPWORDS = frozenset(
     "a an the of to and or in on at by for from with as into about than then that this these those which what "
@@ -90,5 +90,5 @@ def heuristic_edges(group: QuestionGroup) -> list[DependencyEdge]:
 class HeuristicGenerator(EdgeGenerator):
     name = "heuristic"
 
-    def generate(self, group: QuestionGroup, backend: "HFBackend | None" = None) -> GeneratedEdges:
+    def generate(self, group: QuestionGroup, backend: "Backend | None" = None) -> GeneratedEdges:
         return GeneratedEdges(edges=heuristic_edges(group), generator=self.name)

@@ -27,7 +27,7 @@ from parallel_decoding.dependencies.heuristic import heuristic_edges
 from parallel_decoding.strategies.extraction import strip_thinking
 
 if TYPE_CHECKING:
-    from parallel_decoding.backends.hf import HFBackend
+    from parallel_decoding.backends.base import Backend
 
 SYSTEM_PLANNER = (
     "You decide which questions need the answer of another question before they can be answered. "
@@ -198,7 +198,7 @@ class LLMGenerator(EdgeGenerator):
     def __init__(self, max_new_tokens: int = 128) -> None:
         self.max_new_tokens = max_new_tokens
 
-    def generate(self, group: QuestionGroup, backend: "HFBackend") -> GeneratedEdges:
+    def generate(self, group: QuestionGroup, backend: "Backend") -> GeneratedEdges:
         if len(group.questions) < 2:  # nothing to plan: no call, no fallback
             return GeneratedEdges(edges=[], generator=self.name)
         [output] = backend.generate([backend.chat_ids(planner_messages(group))], max_new_tokens=self.max_new_tokens)

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, prediction_from_output
 from parallel_decoding.strategies.prompts import single_question_messages
@@ -83,7 +83,7 @@ class ScheduledAnswers:
     prerequisites: dict[str, list[str]]
 
 
-def answer_in_layers(group: QuestionGroup, edges: Iterable[tuple[str, str]], backend: HFBackend,
+def answer_in_layers(group: QuestionGroup, edges: Iterable[tuple[str, str]], backend: Backend,
                      batch_size: int | None = None) -> ScheduledAnswers:
     """Answer every question, one batched generate per layer, dependents seeing their prerequisites' answers."""
     edges = list(edges)
@@ -109,7 +109,7 @@ def answer_in_layers(group: QuestionGroup, edges: Iterable[tuple[str, str]], bac
     return ScheduledAnswers([predictions[qid] for qid in ids], runs, layer_of, prerequisites)
 
 
-def ideal_latency(layers: Sequence[LayerRun], backend: HFBackend) -> float:
+def ideal_latency(layers: Sequence[LayerRun], backend: Backend) -> float:
     """Σ over layers of the slowest question's solo generate time (see the module doc). Call it outside
     ``backend.measure()``: the solo runs are a measurement of the schedule, not part of its cost."""
     total = 0.0

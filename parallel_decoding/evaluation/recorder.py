@@ -64,6 +64,10 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, 
         groups[row["strategy"]] += 1
         if row.get("backend"):
             backends[row["strategy"]].add(row["backend"])
+        missing = [key for key in EFFICIENCY_FIELDS if key not in row["efficiency"]]
+        if missing:  # a groups.jsonl from before a cost field existed: never sum it as 0 beside real counts
+            raise ConfigError(f"a recorded group of {row['strategy']} lacks the cost fields {missing} (written by an "
+                              f"older version); rerun it in a fresh run directory instead of resuming")
         for key in EFFICIENCY_FIELDS:
             costs[row["strategy"]][key] += row["efficiency"][key]
         for key, value in (row.get("extra") or {}).items():
@@ -74,6 +78,11 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict]) -> dict[str, 
         n = len(scores[strategy])
         efficiency = {k: (round(v, 6) if k == "latency_s" else int(v)) for k, v in costs[strategy].items()}
         efficiency["latency_s_per_question"] = round(costs[strategy]["latency_s"] / n, 6) if n else 0.0
+        # tokens per forward: how many answer tokens one model call yields (1 for one-row decoding, more when
+        # rows or branches share a step); 0 where forward passes are not observable (backend=api)
+        forwards = costs[strategy]["forward_passes"]
+        efficiency["generated_tokens_per_forward"] = round(costs[strategy]["generated_tokens"] / forwards, 4) \
+            if forwards else 0.0
         efficiency["generated_tokens_per_s"] = round(
             costs[strategy]["generated_tokens"] / costs[strategy]["latency_s"], 3) if costs[strategy]["latency_s"] else 0.0
         metrics = mean_scores(metric_sets.get(strategy, "qa"), scores[strategy])

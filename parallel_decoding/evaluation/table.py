@@ -13,13 +13,6 @@ METRIC_LABELS = {"em": "EM", "f1": "F1", "bleu4": "BLEU-4", "rouge1": "ROUGE-1",
                  "judge_completeness": "J-comp", "judge_proficiency": "J-prof", "judge_mean": "judge"}
 
 
-def tokens_per_forward(efficiency: dict[str, Any]) -> float | None:
-    """Generated tokens per model forward pass: what one forward buys, independent of the hardware (None where
-    the backend does not count forwards, e.g. a remote server)."""
-    passes = efficiency.get("forward_passes")
-    return efficiency["generated_tokens"] / passes if passes else None
-
-
 def results_table(strategies: dict[str, Any], title: str = "parallel_decoding results") -> Table:
     """One row per strategy: metrics, latency (and its ratio to ``independent``), then the hardware-independent
     costs: prompt tokens sent, deduplicated and actually computed (after cache hits), generated tokens, forward
@@ -39,7 +32,7 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
         latency = f"{e['latency_s']:.2f}"
         if reference and name != "independent" and e["latency_s"]:
             latency += f" ({reference / e['latency_s']:.1f}x)"
-        per_forward = tokens_per_forward(e)
+        per_forward = e.get("generated_tokens_per_forward") if e["forward_passes"] else None  # api: not counted
         table.add_row(name, str(entry["n_questions"]), *(f"{m[k]:.3f}" if k in m else "–" for k in metric_keys),
                       latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
                       str(e.get("computed_prompt_tokens", "–")), str(e["generated_tokens"]),

@@ -35,7 +35,9 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MeanMetric
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.metrics.qa import score_prediction
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.models.pretrained import load_pretrained

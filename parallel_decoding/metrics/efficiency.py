@@ -2,7 +2,10 @@
 
 ``dedup_prompt_tokens`` counts the prompt tokens a perfect prefix cache would compute: the number of nodes in
 a trie over every prompt sent for a group. A context shared by N prompts is counted once; a growing chat
-history (``sequential``) counts each turn's new tokens only.
+history (``sequential``) counts each turn's new tokens only. ``computed_prompt_tokens`` is what the backend
+actually ran through the model after its cache hits: every row's prompt for HF ``generate``; the prefix once
+plus each branch for the shared-prefix engines; prompt minus ``num_cached_tokens`` for vLLM; prompt minus the
+server's ``cached_tokens`` for ``api``.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable
 
-EFFICIENCY_FIELDS = ("latency_s", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens", "forward_passes",
-                     "generate_calls")
+EFFICIENCY_FIELDS = ("latency_s", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens", "generated_tokens",
+                     "forward_passes", "generate_calls")
 
 
 @dataclass
@@ -19,8 +22,9 @@ class EfficiencyStats:
     latency_s: float = 0.0
     prompt_tokens: int = 0  # prompt tokens as sent, padding excluded, summed over every call
     dedup_prompt_tokens: int = 0  # distinct prompt prefixes (shared prefixes counted once)
+    computed_prompt_tokens: int = 0  # prompt tokens the backend actually ran through the model (after cache hits)
     generated_tokens: int = 0  # tokens produced, stop token included, padding excluded
-    forward_passes: int = 0  # model forward calls (one prefill or decode step of a batch = one)
+    forward_passes: int = 0  # model forward calls (one prefill or decode step of a batch = one; vLLM: engine steps)
     generate_calls: int = 0  # decoder invocations (HF generate calls, engine runs)
 
     def __add__(self, other: "EfficiencyStats") -> "EfficiencyStats":

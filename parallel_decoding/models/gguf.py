@@ -61,8 +61,14 @@ def load_packaged_gguf(
     attn_implementation: str | None = "sdpa",
     enable_thinking: bool = False,
 ) -> ModelBundle:
+    return load_pretrained(name, path=packaged_gguf_dir(name, package, gguf_file, cache_dir), dtype=dtype,
+                           device=device, attn_implementation=attn_implementation, enable_thinking=enable_thinking)
+
+
+def packaged_gguf_dir(name: str, package: str, gguf_file: str, cache_dir: str) -> str:
+    """The converted safetensors directory of a packaged GGUF (built on first use): what engines that load
+    an HF directory themselves (``backend=vllm``, ``vllm serve``) are given."""
     cached = Path(cache_dir).expanduser() / name
     if not (cached / COMPLETE_MARKER).is_file():
         convert_gguf_to_safetensors(find_packaged_gguf(package, gguf_file), cached)
-    return load_pretrained(name, path=str(cached), dtype=dtype, device=device,
-                           attn_implementation=attn_implementation, enable_thinking=enable_thinking)
+    return str(cached)

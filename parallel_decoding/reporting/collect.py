@@ -15,7 +15,7 @@ import yaml
 
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
 COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens",
-             "generated_tokens", "forward_passes", "tokens_per_forward", "generate_calls")
+             "generated_tokens", "forward_passes", "generated_tokens_per_forward", "generate_calls")
 
 
 @dataclass
@@ -68,8 +68,6 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
                       "n_questions": entry.get("n_questions", 0)}
             record.update({k: entry.get("metrics", {}).get(k) for k in METRIC_KEYS})
             record.update({k: efficiency.get(k) for k in COST_KEYS})
-            if efficiency.get("forward_passes"):  # generated tokens per model forward (None: not counted)
-                record["tokens_per_forward"] = round(efficiency["generated_tokens"] / efficiency["forward_passes"], 3)
             records.append(record)
     if len({r["backend"] for r in records}) > 1:
         swept.append("backend")

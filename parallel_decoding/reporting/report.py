@@ -49,9 +49,9 @@ def _cell(record: dict | None) -> str:
     if record is None:
         return "—"
     computed = record.get("computed_prompt_tokens")
-    forwards = f"fwd {record['forward_passes']}" if record.get("forward_passes") else "fwd –"
-    if record.get("tokens_per_forward") is not None:
-        forwards += f" ({record['tokens_per_forward']:.2f} tok/fwd)"
+    forwards = "fwd –"  # a remote server's forwards are its own
+    if record.get("forward_passes"):
+        forwards = f"fwd {record['forward_passes']} ({record['generated_tokens_per_forward']:.2f} tok/fwd)"
     return (f"EM {record['em']:.3f} · F1 {record['f1']:.3f} · len {record['lenient']:.3f} · "
             f"prompt {record['prompt_tokens']} (dedup {record['dedup_prompt_tokens']}"
             f"{'' if computed is None else f', computed {computed}'}) · {forwards} · {record['latency_s']:.2f} s")

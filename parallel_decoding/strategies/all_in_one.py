@@ -5,7 +5,7 @@ unanswered is scored as wrong and counted as invalid (``answered=False``)."""
 
 from __future__ import annotations
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy
 from parallel_decoding.strategies.extraction import extract_tagged_answers
@@ -17,7 +17,7 @@ class AllInOneStrategy(Strategy):
         super().__init__(name)
         self.tokens_per_question = tokens_per_question
 
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         labels = all_in_one_labels(group)
         per_question = self.tokens_per_question or backend.settings.max_new_tokens
         [output] = backend.generate([backend.chat_ids(all_in_one_messages(group))],

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.metrics.efficiency import EfficiencyStats
 from parallel_decoding.strategies.extraction import extract_answer
@@ -40,7 +40,7 @@ class Strategy(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def run(self, group: QuestionGroup, backend: HFBackend) -> GroupOutcome:
+    def run(self, group: QuestionGroup, backend: Backend) -> GroupOutcome:
         with backend.measure() as stats:
             predictions = self.answer_group(group, backend)
         by_id = {p.question_id: p for p in predictions}
@@ -50,7 +50,7 @@ class Strategy(ABC):
         return GroupOutcome(predictions=[by_id[q.id] for q in group.questions], efficiency=stats)
 
     @abstractmethod
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         """Answer every question of the group through ``backend`` (so its cost is measured)."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.prompts import single_question_messages
@@ -15,7 +15,7 @@ class BatchStrategy(Strategy):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
         outputs = backend.generate(prompts, batch_size=self.batch_size)
         return [prediction_from_output(q.id, backend.decode(o)) for q, o in zip(group.questions, outputs)]

@@ -31,5 +31,5 @@ class BatchSharedStrategy(Strategy):
             stop_token_ids=backend.stop_token_ids,
             sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
         )
-        backend.record(prompts, result.sequences, calls=1)
+        backend.record(prompts, result.sequences, calls=1, computed_prompt_tokens=result.stats.prefill_tokens)
         return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(group.questions, result.sequences)]

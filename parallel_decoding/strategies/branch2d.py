@@ -127,6 +127,7 @@ class Branch2DStrategy(Strategy):
             max_new_tokens=settings.max_new_tokens, stop_token_ids=backend.stop_token_ids,
             sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
         )
-        backend.record([prefix + b for b in branches], result.sequences, calls=1)
+        backend.record([prefix + b for b in branches], result.sequences, calls=1,
+                       computed_prompt_tokens=result.stats.prefill_tokens)
         self._last = (prefix, branches, result.sequences)
         return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(questions, result.sequences)]

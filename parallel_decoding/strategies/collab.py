@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import EdgeGenerator, GeneratedEdges, estimate_tokens
 from parallel_decoding.dependencies.quality import compare_edges, has_gold_dag, precision_recall_f1
@@ -41,7 +41,7 @@ class CollabStrategy(Strategy):
         self.measure_ideal = measure_ideal
         self.views_dir = Path(run_dir) / VIEWS_SUBDIR / name if run_dir else None
 
-    def plan_and_answer(self, group: QuestionGroup, backend: HFBackend
+    def plan_and_answer(self, group: QuestionGroup, backend: Backend
                         ) -> tuple[GeneratedEdges, list[ScoredEdge], float, ScheduledAnswers]:
         start = time.perf_counter()
         generated = self.generator.generate(group, backend)
@@ -53,10 +53,10 @@ class CollabStrategy(Strategy):
         scheduled = answer_in_layers(group, [s.edge.pair for s in selected], backend, self.batch_size)
         return generated, selected, dag_seconds, scheduled
 
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         return self.plan_and_answer(group, backend)[3].predictions
 
-    def run(self, group: QuestionGroup, backend: HFBackend) -> GroupOutcome:
+    def run(self, group: QuestionGroup, backend: Backend) -> GroupOutcome:
         self.generator.prepare()  # load an encoder before the clock starts
         with backend.measure() as stats:
             generated, selected, dag_seconds, scheduled = self.plan_and_answer(group, backend)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.prompts import single_question_messages
 
 
 class IndependentStrategy(Strategy):
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         predictions = []
         for question in group.questions:
             [output] = backend.generate([backend.chat_ids(single_question_messages(group, question))])

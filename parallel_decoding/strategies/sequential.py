@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.prompts import sequential_system, sequential_turn, single_question_example
 
 
 class SequentialStrategy(Strategy):
-    def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
+    def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:
         messages = [{"role": "system", "content": sequential_system(group)}, *single_question_example(group)]
         predictions, previous = [], None
         for index, question in enumerate(group.questions):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.serve import ChatCompletionServer
 
 SERVED = "tiny_qwen3"

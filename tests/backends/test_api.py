@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from parallel_decoding.backends.api import ApiBackend, ApiError, ChatClient
-from parallel_decoding.backends.hf import GenerationSettings
+from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.strategies.all_in_one import AllInOneStrategy

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from parallel_decoding.backends.api import ApiBackend, ApiError
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.evaluation.recorder import read_jsonl, summarize
 from parallel_decoding.serve import ChatCompletionServer
 from tests.evaluation.test_evaluate_app import _squad_fixture

@@ -9,7 +9,9 @@ import urllib.request
 
 import pytest
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.serve import ChatCompletionServer, check_loopback
 from tests.backends.conftest import SERVED

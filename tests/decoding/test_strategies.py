@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.decoding import split_shared_prefix
 from parallel_decoding.evaluation.runner import run_evaluation

@@ -34,8 +34,8 @@ def test_only_annotated_groups_are_scored():
 def test_summary_micro_averages_edge_counts_over_groups():
     def group_row(gid, tp, fp, fn):
         return {"strategy": "s", "group_id": gid, "n_questions": 0, "efficiency": dict.fromkeys(
-            ["latency_s", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens", "forward_passes",
-             "generate_calls"], 0), "extra": {"layers": 2, "edge_tp": tp, "edge_fp": fp, "edge_fn": fn,
+            ["latency_s", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens", "generated_tokens",
+             "forward_passes", "generate_calls"], 0), "extra": {"layers": 2, "edge_tp": tp, "edge_fp": fp, "edge_fn": fn,
                                               "edge_groups": 1, "dag": {"edges": []}}}
     extra = summarize([], [group_row("1", 3, 1, 0), group_row("2", 0, 3, 2)])["s"]["extra"]
     assert extra["edge_tp"] == 3 and extra["layers"] == 4 and "dag" not in extra

@@ -9,7 +9,9 @@ from functools import lru_cache
 
 import pytest
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.dependencies.scheduler import (CyclicDependencyError, answer_in_layers, dependency_layers,
                                                        ideal_latency)

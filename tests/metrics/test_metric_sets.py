@@ -27,7 +27,8 @@ def _row(strategy, prediction, gold, **extra):
 
 def _group(strategy):
     return {"strategy": strategy, "group_id": "g", "efficiency": {k: 1 for k in (
-        "latency_s", "prompt_tokens", "dedup_prompt_tokens", "generated_tokens", "forward_passes", "generate_calls")}}
+        "latency_s", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens", "generated_tokens",
+        "forward_passes", "generate_calls")}}
 
 
 def test_summarize_uses_the_rows_metric_set_and_judge_scores():

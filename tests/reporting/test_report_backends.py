@@ -75,8 +75,9 @@ def test_report_rows_per_backend_hold_the_jobs_numbers(backend_sweep):
         assert float(row["em"]) == entry["metrics"]["em"]
         assert float(row["latency_s"]) == entry["efficiency"]["latency_s"]
         eff = entry["efficiency"]
-        expected = round(eff["generated_tokens"] / eff["forward_passes"], 3) if eff["forward_passes"] else ""
-        assert row["tokens_per_forward"] == str(expected)
+        assert int(row["computed_prompt_tokens"]) == eff["computed_prompt_tokens"]
+        expected = eff["generated_tokens"] / eff["forward_passes"] if eff["forward_passes"] else 0.0
+        assert float(row["generated_tokens_per_forward"]) == pytest.approx(expected, abs=1e-4)
     wide = list(csv.DictReader((sweep / "report.csv").open()))
     assert [r["backend"] for r in wide] == ["api", "hf"] and wide[0]["batch_shared/em"] == ""
     assert (sweep / "em_vs_latency.png").stat().st_size > 1000

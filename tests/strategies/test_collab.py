@@ -14,7 +14,9 @@ from html.parser import HTMLParser
 import pytest
 from hydra.utils import instantiate
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.dependencies.gold import GoldGenerator
 from parallel_decoding.dependencies.heuristic import HeuristicGenerator

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.metrics.efficiency import PrefixTrie
 from parallel_decoding.strategies.all_in_one import AllInOneStrategy

@@ -21,7 +21,9 @@ import random
 import pytest
 import torch
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.decoding import additive_mask
 from parallel_decoding.methods.branch2d import apply_interleaved_2d_rope, branch_generate

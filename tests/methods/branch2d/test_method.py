@@ -12,7 +12,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.methods.base import load_trained, read_method_record
 from parallel_decoding.methods.branch2d import (Branch2DMethod, batch_collapse, branch_generate,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.generator import crossbatch_generate, left_pad

@@ -7,7 +7,9 @@ import copy
 import pytest
 import torch
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.base import load_trained
 from parallel_decoding.models.bundle import ModelBundle

@@ -7,7 +7,9 @@ import functools
 import pytest
 import torch
 
-from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.backends.base import GenerationSettings
+
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.methods import load_trained, read_method_record

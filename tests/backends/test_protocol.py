@@ -1,0 +1,40 @@
+"""Every backend class implements the one ``Backend`` protocol: same members, same call signatures."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from parallel_decoding.backends.api import ApiBackend
+from parallel_decoding.backends.base import Backend, GenerationSettings
+from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.backends.vllm import VLLMBackend
+
+METHODS = [name for name, value in vars(Backend).items() if not name.startswith("_") and callable(value)]
+ATTRIBUTES = list(Backend.__annotations__)
+
+
+def test_protocol_lists_what_strategies_call():
+    assert set(METHODS) == {"chat_ids", "generate", "decode", "measure", "record", "warmup"}
+    assert set(ATTRIBUTES) == {"model_internals", "settings"}
+
+
+@pytest.mark.parametrize("cls", [HFBackend, VLLMBackend, ApiBackend])
+def test_each_backend_class_has_the_protocol_methods_with_its_parameters(cls):
+    for name in METHODS:
+        ours = inspect.signature(getattr(cls, name))
+        theirs = inspect.signature(getattr(Backend, name))
+        assert list(ours.parameters) == list(theirs.parameters), f"{cls.__name__}.{name}{ours} != {theirs}"
+        for param in theirs.parameters.values():  # optional in the protocol => optional in the class
+            if param.default is not inspect.Parameter.empty:
+                assert ours.parameters[param.name].default == param.default, (cls.__name__, name, param.name)
+    assert isinstance(cls.model_internals, bool)
+
+
+def test_instances_satisfy_the_runtime_protocol(tiny_bundle):
+    assert isinstance(HFBackend(tiny_bundle, GenerationSettings()), Backend)
+    api = ApiBackend("http://127.0.0.1:9/v1", "m")  # no request is made until generate
+    assert isinstance(api, Backend) and isinstance(api.settings, GenerationSettings)
+    api.client.close()
+    assert not isinstance(object(), Backend)
