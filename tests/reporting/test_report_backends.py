@@ -114,6 +114,7 @@ def test_hf_and_vllm_rows_side_by_side(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     hf, vllm = _job(sweep, "hf"), _job(sweep, "vllm")
+    assert list(hf["strategies"]) == ["independent", "batch", "batch_shared"], hf["skipped"]
     assert list(vllm["strategies"]) == ["independent", "batch"] and "batch_shared" in vllm["skipped"]["strategies"]
     assert {e["backend"] for e in vllm["strategies"].values()} == {"vllm"}
     for strategy, entry in vllm["strategies"].items():
