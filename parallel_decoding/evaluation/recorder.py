@@ -1,6 +1,10 @@
 """Results are data, written as they are produced: ``predictions.jsonl`` (one row per question) and
 ``groups.jsonl`` (one row per finished group and strategy: its cost, and the marker that makes resume skip it).
-``results.json`` is always recomputed from these two files, so it can never disagree with them."""
+``results.json`` is always recomputed from these two files, so it can never disagree with them.
+
+Every group row names the backend that produced it (``hf``, ``vllm``, ``api``), and so does each strategy's
+entry of ``results.json``: a sweep over backends (``-m backend=hf,vllm``) reports each row with its engine, and
+a run is never resumed on another backend (its rows would silently mix two engines)."""
 
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict], reference: st
     scores, costs, groups = defaultdict(list), defaultdict(lambda: defaultdict(float)), defaultdict(int)
     metric_sets, judgements = {}, defaultdict(list)  # the dataset's metric set; judge scores (None = failure)
     extras = defaultdict(lambda: defaultdict(float))
-    unanswered = defaultdict(int)
+    unanswered, backends = defaultdict(int), defaultdict(set)
     for row in prediction_rows:
         scores[row["strategy"]].append(score_row(row))
         metric_sets.setdefault(row["strategy"], row.get("metric_set", "qa"))
@@ -62,6 +66,8 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict], reference: st
         unanswered[row["strategy"]] += 0 if row.get("answered", True) else 1
     for row in group_rows:
         groups[row["strategy"]] += 1
+        if row.get("backend"):
+            backends[row["strategy"]].add(row["backend"])
         missing = [key for key in EFFICIENCY_FIELDS if key not in row["efficiency"]]
         if missing:  # a groups.jsonl from before a cost field existed: never sum it as 0 beside real counts
             raise ConfigError(f"a recorded group of {row['strategy']} lacks the cost fields {missing} (written by an "
@@ -93,6 +99,8 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict], reference: st
             "n_groups": groups[strategy],
             "unanswered": unanswered[strategy],
         }
+        if backends[strategy]:  # runs written before rows named their backend have none
+            summary[strategy]["backend"] = "+".join(sorted(backends[strategy]))
         if judgements[strategy]:
             summary[strategy]["judge_failures"] = sum(1 for j in judgements[strategy] if j is None)
         if extras[strategy]:  # strategy-specific counts (layers, edge tp/fp/fn, ...), summed over groups
@@ -105,10 +113,11 @@ def summarize(prediction_rows: list[dict], group_rows: list[dict], reference: st
 
 class RunRecorder:
     def __init__(self, run_dir: str | Path, resume: bool = False, metric_set: str = "qa",
-                 language: str = "en", settings: dict[str, Any] | None = None) -> None:
+                 language: str = "en", settings: dict[str, Any] | None = None, backend: str | None = None) -> None:
         """``settings`` (``evaluation.settings.answer_settings``): stored on the first run, and a resume whose
         settings differ is refused here, before any file is touched."""
         self.metric_set, self.language = metric_set, language  # the dataset's (dataset.metrics, dataset.language)
+        self.backend = backend  # written into every group row (None: not recorded)
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.predictions_path = self.run_dir / PREDICTIONS_FILE
@@ -120,6 +129,12 @@ class RunRecorder:
             )
         if settings is not None:
             check_resume_settings(self.run_dir, settings, has_results=bool(existing))
+        others = sorted({r["backend"] for r in existing if r.get("backend")} - {backend}) if backend else []
+        if others:
+            raise ConfigError(
+                f"{self.run_dir} holds results of backend={'/'.join(others)}; resuming it with backend={backend} "
+                f"would mix two engines in one table: resume with backend={others[0]}, or use a new hydra.run.dir"
+            )
         self.finished = {(r["strategy"], r["group_id"]) for r in existing}
         # Drop prediction rows of groups that never finished (interrupted mid-group): they are redone.
         kept = [r for r in read_jsonl(self.predictions_path) if (r["strategy"], r["group_id"]) in self.finished]
@@ -152,6 +167,7 @@ class RunRecorder:
             rows.append(row)
         _append(self.predictions_path, rows)
         _append(self.groups_path, [{"strategy": strategy, "group_id": group.id, "n_questions": len(rows),
+                                    **({"backend": self.backend} if self.backend else {}),
                                     "efficiency": outcome.efficiency.to_dict(), "extra": outcome.extra}])
         self.finished.add((strategy, group.id))
 

@@ -32,6 +32,27 @@ from parallel_decoding.training.secrets import redact
 log = logging.getLogger(__name__)
 
 
+def backend_label(backend_cfg: DictConfig) -> str:
+    """The name results give the backend: its module (``hf``, ``vllm``, ``api``), as ``backend=`` spells it."""
+    return str(backend_cfg._target_).rsplit(".", 2)[-2]
+
+
+def supported(strategies: list, backend_cfg: DictConfig, unavailable: dict[str, str]) -> list:
+    """The strategies this backend can serve. The others (e.g. a hidden-state strategy on ``backend=vllm``) are
+    skipped with a notice and listed in ``results.json``'s ``skipped.strategies``, so a sweep over backends
+    (``-m backend=hf,vllm``) gives every strategy its hf row and the deployed engine the rows it can run."""
+    kept = []
+    for strategy in strategies:
+        try:
+            refuse_unsupported([strategy], backend_cfg)
+        except ConfigError as refusal:
+            unavailable[strategy.name] = str(refusal)
+            log.warning("skipping strategy %s: %s", strategy.name, refusal)
+            continue
+        kept.append(strategy)
+    return kept
+
+
 def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | None:
     """Evaluate every (group, strategy); returns the results on the writing rank, None on the other ranks."""
     shard = launch_shards(cfg.hardware)
@@ -39,10 +60,9 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
     seed_everything(cfg.seed, verbose=False)
     # Fail on a bad strategy name or a finished run dir before loading anything heavy.
     unavailable: dict[str, str] = {}  # strategy -> why it is skipped (e.g. auto_checkpoints found no checkpoint)
-    strategies = build_strategies(cfg, skipped=unavailable)
+    strategies = supported(build_strategies(cfg, skipped=unavailable), cfg.backend, unavailable)
     if not strategies:
         raise ConfigError("no strategy can run: " + "; ".join(unavailable.values()))
-    refuse_unsupported(strategies, cfg.backend)  # e.g. a hidden-state strategy on backend=api
     reference = cfg.get("reference_strategy")
     if reference is not None and reference not in {s.name for s in strategies}:
         raise ConfigError(f"reference_strategy={reference} is not one of the strategies run: "
@@ -53,7 +73,7 @@ def run_evaluation(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any] | Non
     if shard.is_writer:
         try:
             recorder = RunRecorder(run_dir, resume=cfg.resume, metric_set=metric_set, language=language,
-                                   settings=answer_settings(cfg))
+                                   settings=answer_settings(cfg), backend=backend_label(cfg.backend))
         except ConfigError as err:
             refusal = str(err)
         else:  # what reruns this run and what it runs on (python -m parallel_decoding.reproduce <run dir>)

@@ -24,12 +24,17 @@ def metric_cell(entry: dict[str, Any], key: str) -> str:
 
 
 def results_table(strategies: dict[str, Any], title: str = "parallel_decoding results") -> Table:
-    """One row per strategy; metric cells carry their 95% intervals (resampling groups)."""
+    """One row per strategy: metrics (with their 95% intervals, resampling groups), latency (and its ratio to ``independent``), then the hardware-independent
+    costs: prompt tokens sent, deduplicated and actually computed (after cache hits), generated tokens, forward
+    passes and generated tokens per forward."""
+    backends = list(dict.fromkeys(entry["backend"] for entry in strategies.values() if entry.get("backend")))
+    if backends:
+        title += f" · backend {', '.join(backends)}"
     table = Table(title=title)
     # The metric columns are the dataset's metric set (em/f1/... or accuracy, bleu4/rouge*, judge_*).
     metric_keys = list(dict.fromkeys(k for entry in strategies.values() for k in entry["metrics"]))
     for column in ("strategy", "n", *(METRIC_LABELS.get(k, k) for k in metric_keys), "latency s", "prompt tok",
-                   "dedup prompt", "computed prompt", "gen tok", "fwd passes", "calls"):
+                   "dedup prompt", "computed prompt", "gen tok", "fwd passes", "tok/fwd", "calls"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     reference = strategies.get("independent", {}).get("efficiency", {}).get("latency_s")
     for name, entry in strategies.items():
@@ -37,9 +42,12 @@ def results_table(strategies: dict[str, Any], title: str = "parallel_decoding re
         latency = f"{e['latency_s']:.2f}"
         if reference and name != "independent" and e["latency_s"]:
             latency += f" ({reference / e['latency_s']:.1f}x)"
+        per_forward = e.get("generated_tokens_per_forward") if e["forward_passes"] else None  # api: not counted
         table.add_row(name, str(entry["n_questions"]), *(metric_cell(entry, k) for k in metric_keys),
                       latency, str(e["prompt_tokens"]), str(e["dedup_prompt_tokens"]),
-                      str(e.get("computed_prompt_tokens", "–")), str(e["generated_tokens"]), str(e["forward_passes"]), str(e["generate_calls"]))
+                      str(e.get("computed_prompt_tokens", "–")), str(e["generated_tokens"]),
+                      str(e["forward_passes"]) if e["forward_passes"] else "–",
+                      "–" if per_forward is None else f"{per_forward:.2f}", str(e["generate_calls"]))
     return table
 
 

@@ -2,7 +2,9 @@
 
 A job that crashed (no ``results.json``) is listed as missing, and one whose ``results.json`` cannot be read
 (truncated, not JSON, not the evaluate shape) as broken with the reason; neither is silently dropped, and
-neither stops the other jobs from being reported."""
+neither stops the other jobs from being reported. Every record names the backend that produced it (from
+``results.json``); when jobs ran on different backends (``-m backend=hf,vllm``) ``backend`` is a swept key, placed
+last so each setting's engines sit in adjacent rows."""
 
 from __future__ import annotations
 
@@ -100,14 +102,18 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
             continue
         jobs.append((job_dir, _parse_overrides(job_dir), results))
     keys = sorted({k for _, overrides, _ in jobs for k in overrides})
-    swept = [k for k in keys if len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
+    swept = [k for k in keys if k != "backend" and len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
     records = []
     for job_dir, overrides, results in jobs:
         for strategy, entry in results.get("strategies", {}).items():
-            record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept}, "strategy": strategy,
+            efficiency = entry.get("efficiency", {})
+            record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept},
+                      "backend": entry.get("backend") or overrides.get("backend"), "strategy": strategy,
                       "n_questions": _number(entry.get("n_questions", 0)) or 0}
             record.update({k: _number(entry.get("metrics", {}).get(k)) for k in METRIC_KEYS})
-            record.update({k: _number(entry.get("efficiency", {}).get(k)) for k in COST_KEYS})
+            record.update({k: _number(efficiency.get(k)) for k in COST_KEYS})
             record.update(uncertainty_fields(entry))  # intervals, paired comparison, parallelism
             records.append(record)
+    if len({r["backend"] for r in records}) > 1:
+        swept.append("backend")
     return SweepRecords(records=records, swept=swept, missing_jobs=missing, broken_jobs=broken)

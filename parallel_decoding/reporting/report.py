@@ -8,6 +8,11 @@
   interval, or sd across seeds) and the Pareto front (the settings no other setting beats on both accuracy and
   latency);
 - ``scaling.png``: latency and prompt tokens (raw and deduplicated) per question against the swept group size.
+
+A sweep over backends (``-m backend=hf,vllm``) gets one table row per setting and backend, the deployed
+engine's next to ours; the plots draw each (strategy, backend) as its own series (marker = backend). Cells show
+the hardware-independent costs beside the seconds: prompt tokens sent, deduplicated and actually computed (after
+cache hits), forward passes and generated tokens per forward.
 """
 
 from __future__ import annotations
@@ -60,14 +65,34 @@ def _fmt(value: Any, spec: str) -> str:
 def _cell(record: dict | None) -> str:
     if record is None:
         return "—"
+    computed = record.get("computed_prompt_tokens")
+    forwards = "fwd –"  # a remote server's forwards are its own
+    if record.get("forward_passes"):
+        forwards = f"fwd {_fmt(record['forward_passes'], '')} ({_fmt(record.get('generated_tokens_per_forward'), '.2f')} tok/fwd)"
     return (f"{metric_text(record) or '—'} · "
-            f"prompt {_fmt(record['prompt_tokens'], '')} (dedup {_fmt(record['dedup_prompt_tokens'], '')}) · "
+            f"prompt {_fmt(record['prompt_tokens'], '')} (dedup {_fmt(record['dedup_prompt_tokens'], '')}"
+            f"{'' if computed is None else f', computed {computed}'}) · {forwards} · "
             f"{_fmt(record['latency_s'], '.2f')} s")
 
 
 def _complete(rows: list[dict], *keys: str) -> list[dict]:
     """Rows that have every figure a plot needs (a job may lack one, e.g. EM under another metric set)."""
     return [r for r in rows if all(r.get(k) is not None for k in keys)]
+
+
+def _series(sweep: SweepRecords) -> list[tuple[str, str | None, str]]:
+    """(strategy, backend, label) of every plotted series: one per strategy, or per (strategy, backend) when
+    the sweep ran several backends."""
+    several = "backend" in sweep.swept
+    pairs = dict.fromkeys((r["strategy"], r.get("backend") if several else None) for r in sweep.records)
+    return [(s, b, f"{s} ({b})" if several else s) for s, b in pairs]
+
+
+def _rows(sweep: SweepRecords, strategy: str, backend: str | None) -> list[dict]:
+    return [r for r in sweep.records if r["strategy"] == strategy and (backend is None or r.get("backend") == backend)]
+
+
+MARKERS = "osD^v*Px"
 
 
 def _lookup(sweep: SweepRecords) -> dict[tuple, dict]:
@@ -106,7 +131,8 @@ def _write_csvs(sweep: SweepRecords, out_dir: Path, jobs: SweepRecords | None = 
     jobs = jobs or sweep
     long = out_dir / "report_long.csv"
     with long.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["job", *jobs.swept, "strategy", *_figures(jobs)])
+        backend = [] if "backend" in jobs.swept else ["backend"]  # always said, swept or not
+        writer = csv.DictWriter(handle, fieldnames=["job", *jobs.swept, *backend, "strategy", *_figures(jobs)])
         writer.writeheader()
         writer.writerows(jobs.records)
     return wide, long
@@ -138,12 +164,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     points = []
-    for strategy in _strategies(sweep):
-        rows = _complete([r for r in sweep.records if r["strategy"] == strategy], "latency_s_per_question", "em")
+    backends = list(dict.fromkeys(b for _, b, _ in _series(sweep)))
+    for strategy, backend, label in _series(sweep):
+        rows = _complete(_rows(sweep, strategy, backend), "latency_s_per_question", "em")
         xs, ys = [r["latency_s_per_question"] for r in rows], [r["em"] for r in rows]
         points.extend(zip(xs, ys))
-        bars = error_bars(rows, "em")
-        ax.errorbar(xs, ys, yerr=bars, fmt="o", ms=6, capsize=3, label=strategy)
+        ax.errorbar(xs, ys, yerr=error_bars(rows, "em"), fmt=MARKERS[backends.index(backend) % len(MARKERS)], ms=6,
+                    capsize=3, label=label)
     front = pareto_front(points)
     ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
     ax.set_xlabel("latency per question (s)")
@@ -158,13 +185,15 @@ def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
 
 def _plot_scaling(sweep: SweepRecords, key: str, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for strategy in _strategies(sweep):
-        rows = sorted(_complete([r for r in sweep.records if r["strategy"] == strategy], "latency_s_per_question",
-                                "prompt_tokens", "dedup_prompt_tokens"), key=lambda r: float(r[key]))
+    backends = list(dict.fromkeys(b for _, b, _ in _series(sweep)))
+    for strategy, backend, label in _series(sweep):
+        rows = sorted(_complete(_rows(sweep, strategy, backend), "latency_s_per_question", "prompt_tokens",
+                                "dedup_prompt_tokens"), key=lambda r: float(r[key]))
         xs = [float(r[key]) for r in rows]
         per_q = [max(r["n_questions"], 1) for r in rows]
-        left.plot(xs, [r["latency_s_per_question"] for r in rows], marker="o", label=strategy)
-        line = right.plot(xs, [r["prompt_tokens"] / n for r, n in zip(rows, per_q)], marker="o", label=strategy)
+        marker = MARKERS[backends.index(backend) % len(MARKERS)]
+        left.plot(xs, [r["latency_s_per_question"] for r in rows], marker=marker, label=label)
+        line = right.plot(xs, [r["prompt_tokens"] / n for r, n in zip(rows, per_q)], marker=marker, label=label)
         right.plot(xs, [r["dedup_prompt_tokens"] / n for r, n in zip(rows, per_q)], ls="--", color=line[0].get_color())
     left.set(xlabel=key, ylabel="latency per question (s)", title="Latency vs group size")
     right.set(xlabel=key, ylabel="prompt tokens per question", title="Prompt tokens (solid) and deduplicated (dashed)")
