@@ -93,7 +93,7 @@ def divergence_margin(model, prompt: Sequence[int], expected: Sequence[int], pos
     preferred the expected token over the one the other decoder chose (one uncached forward, 1D positions)."""
     device = next(model.parameters()).device
     ids = torch.tensor([list(prompt) + list(expected[:position])], device=device)
-    logits = model(input_ids=ids).logits[0, -1].float()
+    logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
     top = logits.topk(2).values
     out = {"top2_margin": float(top[0] - top[1])}
     if got_token is not None and position < len(expected):
@@ -128,7 +128,7 @@ def branch_alone(model, prefix: Sequence[int], prompts: Sequence[Sequence[int]],
         n = len(ids)
         mask = additive_mask(torch.ones(1, n, n, dtype=torch.bool).tril(), dtype).to(device)
         logits = model(input_ids=torch.tensor([ids], device=device), attention_mask=mask, position_ids=positions,
-                       use_cache=False).logits
+                       use_cache=False, logits_to_keep=1).logits
         out.append(int(logits[0, -1].argmax()))
         if out[-1] in stop:
             break

@@ -53,6 +53,14 @@ def build_random_qwen3(shape: str, dtype: torch.dtype = torch.float32, device: s
     return ModelBundle(model=model, tokenizer=tokenizer, name=f"random_{shape}")
 
 
+def restore_rope(model: torch.nn.Module, original: torch.nn.Module) -> None:
+    """Undo the ``branch2d`` strategy's in-place 2D-RoPE patch (it keeps no handle on the module it replaced):
+    ``convert_causal_to_diffusion`` needs the original rotary module's buffers."""
+    model.model.rotary_emb = original
+    if hasattr(model.config, "branch2d_rope"):
+        delattr(model.config, "branch2d_rope")
+
+
 def sync(device: str | torch.device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()

@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from parallel_decoding.benchmarks.gpu.common import StageReport, build_random_qwen3, free_memory, peak_memory, sync
+from parallel_decoding.benchmarks.gpu.common import (StageReport, build_random_qwen3, free_memory, peak_memory,
+                                                   restore_rope, sync)
 
 STRATEGIES = ("independent", "batch", "batch_shared", "inseq_qa", "branch2d")
 TARGET_RATIO = 1.3
@@ -148,6 +149,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
         state["bundle"] = bundle
         state["groups"] = groups = synthetic_groups(bundle.tokenizer)
         state["backend"] = backend = HFBackend(bundle, GenerationSettings(max_new_tokens=max_new))
+        state["original_rope"] = bundle.model.model.rotary_emb  # branch2d patches the model in place
         backend.warmup()
         lengths = load_lengths()["groups"]
         return {"status": "info", "shape": shape, "dtype": "bfloat16", "attn": "sdpa",
@@ -189,6 +191,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
 
         bundle = state.pop("bundle")
         state.pop("backend", None)
+        restore_rope(bundle.model, state["original_rope"])
         model = convert_causal_to_diffusion(bundle.model, bundle.tokenizer).eval()
         state["diffusion"] = ModelBundle(model=model, tokenizer=bundle.tokenizer, name="random_llada")
         return {"status": "info", "mask_token_id": int(model.config.mask_token_id)}

@@ -138,7 +138,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
         state["template"] = template = build_random_qwen3(shape, torch.float32, device)
         template.model.train()
         groups = synthetic_groups(template.tokenizer)
-        state["groups"] = groups[:2] if dry_run else groups
+        state["groups"] = groups[:1] if dry_run else groups
         return {"status": "info", "shape": shape, "params_m": round(
             sum(p.numel() for p in template.model.parameters()) / 1e6, 1), "groups": len(state["groups"])}
 
