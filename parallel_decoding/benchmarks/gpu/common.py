@@ -43,8 +43,8 @@ def build_random_qwen3(shape: str, dtype: torch.dtype = torch.float32, device: s
                          **dims, **({"rope_parameters": {"rope_type": "default", "rope_theta": rope_theta}}
                                     if rope_theta is not None else {}))
     config._attn_implementation = attn_implementation
-    with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []), \
-            torch.device(device):
+    cuda = [torch.cuda.current_device()] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), torch.device(device):
         torch.manual_seed(seed)
         model = Qwen3ForCausalLM(config)
     model.to(dtype)

@@ -312,7 +312,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
             report.run(f"llada_prefix_cache_bf16[{spec.label}]",
                        lambda: check_llada(bundle.model, bundle.tokenizer, prompts, exact=False, gen_length=llada_len),
                        device)
-        del backend, bundle, state
+        state.clear()
         free_memory(device)
 
 

@@ -196,7 +196,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
         state["diffusion"] = ModelBundle(model=model, tokenizer=bundle.tokenizer, name="random_llada")
         return {"status": "info", "mask_token_id": int(model.config.mask_token_id)}
 
-    del backend, strategies
+    strategies.clear()
     free_memory(device)
     report.run("llada_convert", convert, device)
     if "diffusion" in state:
