@@ -28,6 +28,7 @@ from parallel_decoding.decoding.cache import SlotCache
 from parallel_decoding.decoding.layout import Forward, Layout, additive_mask, make_layout
 from parallel_decoding.decoding.sampling import SamplingSettings, TokenChooser
 from parallel_decoding.decoding.stopping import StopCriteria
+from parallel_decoding.models.compat import kept_logits, logits_to_keep_arg
 
 SUPPORTED_ATTENTION = ("sdpa", "eager")
 
@@ -117,17 +118,18 @@ class SharedPrefixDecoder:
     def _run(self, fwd: Forward, cache: SlotCache, stats: DecodeStats) -> torch.Tensor:
         """One forward; returns the kept logits ``[rows, k, vocab]``."""
         dev = self.device
+        keep = fwd.logits_to_keep.to(dev)
         out = self.model(
             input_ids=fwd.input_ids.to(dev),
             attention_mask=fwd.attention_mask.to(dev),
             position_ids=fwd.position_ids.to(dev),
             use_cache=True,
-            logits_to_keep=fwd.logits_to_keep.to(dev),
+            logits_to_keep=logits_to_keep_arg(keep),
             **{self._cache_kwarg: cache},
             **{k: v.to(dev) for k, v in fwd.extra_inputs.items()},
         )
         stats.forward_passes += 1
-        return out.logits
+        return kept_logits(out.logits, keep)
 
     @torch.inference_mode()
     def prefill(self, ids: Sequence[int], base: PrefixState | None = None) -> PrefixState:
