@@ -43,14 +43,18 @@ def _strategy(name: str, **overrides):
     return instantiate(OmegaConf.merge(strategy_config(name), overrides), name=name)
 
 
-def measure_size(backend, strategies: list, groups: list, size: int, measured: int, device: str) -> dict[str, Any]:
-    """``shared_prefix.timing_worker``'s loop on one warm model: warm-up, then interleaved measured groups."""
+def measure_size(backend, strategies: list, groups: list, size: int, measured: int, device: str,
+                 keep_s: float = 0.0, budget=None) -> dict[str, Any]:
+    """``shared_prefix.timing_worker``'s loop on one warm model: warm-up, then interleaved measured groups
+    (after the first, no new group starts once ``budget`` has only ``keep_s`` seconds left)."""
     sized = [dataclasses.replace(g, id=f"{g.id}-g{size}", questions=g.questions[:size]) for g in groups]
     for strategy in strategies:
         strategy.run(sized[0], backend)
     runs: dict[str, list[dict]] = {s.name: [] for s in strategies}
     memory: dict[str, list[dict]] = {s.name: [] for s in strategies}
     for index, group in enumerate(sized[1:measured + 1]):
+        if index and budget is not None and budget.left() < keep_s:
+            break
         shift = index % len(strategies)
         for strategy in strategies[shift:] + strategies[:shift]:
             sync(device)
@@ -168,7 +172,7 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
         def one_size(size=size) -> dict[str, Any]:
             if report.budget.left() < reserve:
                 return {"status": "skipped", "reason": "budget kept for the llada runs"}
-            item = measure_size(backend, strategies, groups, size, measured, device)
+            item = measure_size(backend, strategies, groups, size, measured, device, reserve, report.budget)
             timings.append(item)
             means = {k: round(statistics.fmean(r["latency_s"] for r in v), 4) for k, v in item["runs"].items()}
             return {"status": "info", "mean_latency_s": means}
