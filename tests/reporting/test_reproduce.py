@@ -14,6 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
+from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.config import PROJECT_ROOT, ConfigError
 from parallel_decoding.evaluation.recorder import summarize
 from parallel_decoding.reporting.manifest import (environment_differences, read_manifest, rerun_overrides,
@@ -85,8 +86,7 @@ def _fake_run(directory, predictions, manifest_overrides=("model=tiny_qwen3",)):
         groups.setdefault((row["strategy"], row["group_id"]), 0)
         groups[(row["strategy"], row["group_id"])] += 1
     group_rows = [{"strategy": s, "group_id": g, "n_questions": n,
-                   "efficiency": {k: 1 for k in ("latency_s", "prompt_tokens", "dedup_prompt_tokens",
-                                                 "generated_tokens", "forward_passes", "generate_calls")}}
+                   "efficiency": {k: 1 for k in EFFICIENCY_FIELDS}}
                   for (s, g), n in groups.items()]
     (directory / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in predictions))
     (directory / "groups.jsonl").write_text("".join(json.dumps(r) + "\n" for r in group_rows))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from parallel_decoding.decoding import SamplingSettings, additive_mask
 from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.models.compat import kept_logits, logits_to_keep_arg
 from parallel_decoding.methods.inseq.decoder import InSequenceDecoder, InSequenceSettings
 from parallel_decoding.methods.inseq.prompts import with_format_instruction
 from parallel_decoding.methods.inseq.tasks import ANSWER_LABELS, TaskExample, score_example
@@ -40,7 +41,8 @@ def in_sequence_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> 
         next(model.parameters()).dtype  # the mask must match the attention's compute dtype
     mask = additive_mask(batch["allowed"].cpu(), dtype).to(batch["input_ids"].device)
     logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
-                   use_cache=False, logits_to_keep=keep).logits
+                   use_cache=False, logits_to_keep=logits_to_keep_arg(keep)).logits
+    logits = kept_logits(logits, keep)
     return F.cross_entropy(logits.float(), targets[keep]), n_targets
 
 
