@@ -17,13 +17,13 @@ decoded together), so Fast-dLLM's tokens per forward pass = decoded_tokens / row
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.strategies.prompts import single_question_messages
 
@@ -38,9 +38,7 @@ def load_llada_bundle(checkpoint: str | Path, dtype: str = "float32", device: st
     from parallel_decoding.methods.llada.module import load_diffusion_bundle
     from parallel_decoding.methods.llada.modeling import is_diffusion_model
 
-    checkpoint = Path(checkpoint).expanduser()
-    if not (checkpoint / "config.json").is_file():
-        raise ConfigError(f"{checkpoint} is not a saved model directory (no config.json); pass <train run dir>/model")
+    checkpoint = check_saved_model_dir(checkpoint, "checkpoints.llada", "; pass <train run dir>/model")
     kwargs = dict(dtype=dtype, device=device, attn_implementation=attn_implementation)
     if (checkpoint / "method.yaml").is_file():
         bundle = load_trained(checkpoint, **kwargs)

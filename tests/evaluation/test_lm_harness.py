@@ -18,7 +18,7 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.evaluation.lm_harness import ParallelDecodingLM
 from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
 from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
-from parallel_decoding.models.bundle import ModelBundle
+
 from tests.helpers import run_module
 
 QA = [{"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (5, 6), (2, 2)]]
