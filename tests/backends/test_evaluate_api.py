@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from parallel_decoding.backends.api import ApiBackend, ApiError
+from parallel_decoding.backends.api import ApiBackend
 from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.config import ConfigError
 from parallel_decoding.evaluation.recorder import read_jsonl, summarize
 from parallel_decoding.serve import ChatCompletionServer
 from tests.evaluation.test_evaluate_app import _squad_fixture
@@ -73,6 +74,6 @@ def test_a_wrong_key_fails_at_warmup_without_showing_it(tiny_bundle, monkeypatch
     monkeypatch.setenv(KEY_ENV, "sk-wrong-0000000000")
     with ChatCompletionServer(HFBackend(tiny_bundle, GenerationSettings()), "tiny_qwen3", api_key=SECRET) as server:
         backend = ApiBackend(server.url, "tiny_qwen3", api_key_env=KEY_ENV)
-        with pytest.raises(ApiError, match="HTTP 401: missing or wrong API key") as error:
+        with pytest.raises(ConfigError, match="HTTP 401: missing or wrong API key") as error:  # one line, exit 2
             backend.warmup()
     assert "sk-wrong" not in str(error.value) and "sk-wrong" not in repr(backend.client)
