@@ -33,7 +33,7 @@ def _rows(strategy, skip_group=None, judge=False):
 
 def _groups(strategy, skip_group=None):
     return [{"strategy": strategy, "group_id": f"g{g}", "n_questions": 3,
-             "efficiency": {"latency_s": 1.0, "prompt_tokens": 10, "dedup_prompt_tokens": 5,
+             "efficiency": {"latency_s": 1.0, "prompt_tokens": 10, "dedup_prompt_tokens": 5, "computed_prompt_tokens": 10,
                             "generated_tokens": 6, "forward_passes": 6 if strategy == "a" else 2,
                             "generate_calls": 1}}
             for g in range(6) if f"g{g}" != skip_group]

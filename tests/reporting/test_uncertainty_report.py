@@ -26,7 +26,7 @@ def _results(size: int, seed: int) -> dict:
                 rows.append({"strategy": strategy, "group_id": f"g{g}", "question_id": f"q{q}",
                              "prediction": "yes" if hit else "no", "gold": ["yes"], "format_valid": True})
             groups.append({"strategy": strategy, "group_id": f"g{g}", "n_questions": size,
-                           "efficiency": {"latency_s": 1.0 + seed, "prompt_tokens": 10, "dedup_prompt_tokens": 5,
+                           "efficiency": {"latency_s": 1.0 + seed, "prompt_tokens": 10, "dedup_prompt_tokens": 5, "computed_prompt_tokens": 10,
                                           "generated_tokens": 4 * size,
                                           "forward_passes": 4 * size if strategy == "a" else 4,
                                           "generate_calls": 1}})
