@@ -303,7 +303,12 @@ def _run_worker(extra: list[str]) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"benchmark worker failed: {' '.join(extra)}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    # The result is the last JSON line: with its engine core in a subprocess vLLM may print after it at shutdown.
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.stderr.write(proc.stderr[-4000:])
+    raise SystemExit(f"{request['engine']} rows printed no result under {python}")
 
 
 ENGINE_SCRIPT = Path(__file__).with_name("engine_rows.py")
@@ -337,7 +342,12 @@ def run_engine(python: str, request: dict) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{request['engine']} rows failed (exit {proc.returncode}) under {python}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    # The result is the last JSON line: with its engine core in a subprocess vLLM may print after it at shutdown.
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.stderr.write(proc.stderr[-4000:])
+    raise SystemExit(f"{request['engine']} rows printed no result under {python}")
 
 
 def _engines(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, list[str]]], dict[str, str]]:
