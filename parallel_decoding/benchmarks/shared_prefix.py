@@ -297,18 +297,22 @@ def machine_load() -> dict:
             "cpus": os.cpu_count()}
 
 
+def _last_json(proc: subprocess.CompletedProcess, what: str) -> dict:
+    """The result a child printed as its last JSON line (vLLM's engine-core process may log after it)."""
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.stderr.write(proc.stderr[-4000:])
+    raise SystemExit(f"{what} printed no result")
+
+
 def _run_worker(extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "parallel_decoding.benchmarks.shared_prefix", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"benchmark worker failed: {' '.join(extra)}")
-    # The result is the last JSON line: with its engine core in a subprocess vLLM may print after it at shutdown.
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    sys.stderr.write(proc.stderr[-4000:])
-    raise SystemExit(f"{request['engine']} rows printed no result under {python}")
+    return _last_json(proc, f"benchmark worker {' '.join(extra)}")
 
 
 ENGINE_SCRIPT = Path(__file__).with_name("engine_rows.py")
@@ -342,12 +346,7 @@ def run_engine(python: str, request: dict) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{request['engine']} rows failed (exit {proc.returncode}) under {python}")
-    # The result is the last JSON line: with its engine core in a subprocess vLLM may print after it at shutdown.
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    sys.stderr.write(proc.stderr[-4000:])
-    raise SystemExit(f"{request['engine']} rows printed no result under {python}")
+    return _last_json(proc, f"{request['engine']} rows under {python}")
 
 
 def _engines(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, list[str]]], dict[str, str]]:
