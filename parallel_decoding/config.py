@@ -6,10 +6,7 @@ Either way entry points find it from any working directory.
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from omegaconf import OmegaConf
 
@@ -40,22 +37,3 @@ if not OmegaConf.has_resolver("coalesce"):  # ${coalesce:a,b}: a unless it is nu
 def available_options(group: str) -> list[str]:
     """Names selectable in a config group (the YAML files of ``conf/<group>/``)."""
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
-
-
-def find_user_error(err: BaseException | None) -> BaseException | None:
-    """The configuration mistake behind ``err``, looking through the wrappers ``hydra.utils.instantiate`` adds."""
-    while err is not None:
-        if isinstance(err, (ConfigError, FileNotFoundError)):
-            return err
-        err = err.__cause__
-    return None
-
-
-@contextmanager
-def exit_on_user_error(log: logging.Logger) -> Iterator[None]:
-    """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback.
-    (``parallel_decoding.cli.guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.)"""
-    from parallel_decoding.cli import guard_run
-
-    with guard_run(log, task_name=""):
-        yield

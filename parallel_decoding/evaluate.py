@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from parallel_decoding.cli import guard_run
+from parallel_decoding.utils.cli import guard_run
 from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.preflight import check_config, check_devices
 

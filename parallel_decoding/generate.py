@@ -21,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from parallel_decoding.config import CONFIG_DIR, ConfigError, exit_on_user_error
+from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.utils.cli import exit_on_user_error
 from parallel_decoding.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from parallel_decoding.config import exit_on_user_error
+from parallel_decoding.utils.cli import exit_on_user_error
 
 log = logging.getLogger("parallel_decoding.lm_eval")
 

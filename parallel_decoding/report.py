@@ -10,7 +10,7 @@ import argparse
 from rich.console import Console
 from rich.markup import escape
 
-from parallel_decoding.cli import USER_ERROR_EXIT, user_error_message
+from parallel_decoding.utils.cli import USER_ERROR_EXIT, user_error_message
 from parallel_decoding.reporting.collect import collect_sweep
 from parallel_decoding.reporting.report import write_report
 

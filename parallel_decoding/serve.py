@@ -288,7 +288,7 @@ def _main() -> None:
     from omegaconf import DictConfig
 
     from parallel_decoding.backends.api import read_api_key
-    from parallel_decoding.cli import guard_run
+    from parallel_decoding.utils.cli import guard_run
     from parallel_decoding.preflight import check_config
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")

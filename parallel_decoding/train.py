@@ -18,7 +18,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from parallel_decoding.cli import guard_run, in_multirun
+from parallel_decoding.utils.cli import guard_run, in_multirun
 from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.preflight import check_config, check_devices
 
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> float | None:
         if not in_multirun():
             check_config(cfg, "train")  # names, types and the step budget, before the heavy imports below
         from parallel_decoding.training.pipeline import run_training
-        from parallel_decoding.training.runtime import hydra_mode, is_ddp_child, task_wrapper
+        from parallel_decoding.utils.runtime import hydra_mode, is_ddp_child, task_wrapper
 
         def checked_training(cfg: DictConfig) -> dict:
             check_config(cfg, "train")  # in a sweep, a bad job is recorded as failed and the sweep goes on

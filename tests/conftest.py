@@ -24,12 +24,12 @@ def published_checkpoints_in_a_temp_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def hub_offline_state_restored(monkeypatch):
-    """``parallel_decoding.hub.prepare_hub_access`` puts the hub libraries in offline mode for the process (env
+    """``parallel_decoding.utils.hub.prepare_hub_access`` puts the hub libraries in offline mode for the process (env
     variables and module constants); each test gets the state back as it found it."""
     import os
     import sys
 
-    from parallel_decoding import hub
+    from parallel_decoding.utils import hub
 
     for name in hub.OFFLINE_VARIABLES:
         if name in os.environ:

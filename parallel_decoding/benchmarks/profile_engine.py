@@ -70,7 +70,7 @@ def load(args: argparse.Namespace):
     from parallel_decoding.data.squad import load_squad
     from parallel_decoding.decoding import split_shared_prefix
     from parallel_decoding.models import load_packaged_gguf
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     torch.set_num_threads(args.threads)
     if args.interop_threads:

@@ -127,7 +127,7 @@ def _strategy(name: str):
 def timing_worker(args: argparse.Namespace) -> dict:
     """Every strategy at one G in this process: one warm-up group each, then the measured groups with the
     strategies interleaved (order rotated per group), so load drift hits every strategy alike."""
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     backend, groups, threads = _setup(args)
     strategies = [_strategy(name) for name in args.strategies]

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence, TypeVar
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import PROJECT_ROOT, json_error_line, read_data_text, resolve_data_path
-from parallel_decoding.hub import prepare_hub_access
+from parallel_decoding.utils.hub import prepare_hub_access
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
 from parallel_decoding.dependencies.heuristic import heuristic_edges
-from parallel_decoding.strategies.extraction import strip_thinking
+from parallel_decoding.prompting.extraction import strip_thinking
 
 if TYPE_CHECKING:
     from parallel_decoding.backends.base import Backend

@@ -26,7 +26,7 @@ import networkx as nx
 from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, prediction_from_output
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 KNOWN_ANSWERS_HEADER = "Known previous answers:"
 NO_ANSWER = "(no answer)"

@@ -126,7 +126,7 @@ class ParallelDecodingLM(TemplateLM):
         self.settings = GenerationSettings(max_new_tokens=self.max_gen_toks, seed=self.seed)
         if decoder == "llada":
             from parallel_decoding.methods.llada.modeling import is_diffusion_model
-            from parallel_decoding.strategies.llada import load_llada_bundle
+            from parallel_decoding.methods.llada.strategy import load_llada_bundle
 
             self.sampler = self._llada_settings(sampler, checkpoint, has_bundle=bundle is not None)
             if bundle is None:

@@ -27,7 +27,7 @@ from parallel_decoding.metrics.judge import build_judge
 from parallel_decoding.metrics.metric_sets import check_metric_set
 from parallel_decoding.reporting.manifest import write_manifest
 from parallel_decoding.strategies import build_strategies
-from parallel_decoding.training.secrets import redact
+from parallel_decoding.utils.secrets import redact
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.training.secrets import redact
+from parallel_decoding.utils.secrets import redact
 
 SETTINGS_FILE = "run_settings.json"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from parallel_decoding.hub import prepare_hub_access
+from parallel_decoding.utils.hub import prepare_hub_access
 from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError, finish_loading, resolve_dtype
 
 log = logging.getLogger(__name__)

@@ -94,7 +94,7 @@ def hydra_command() -> tuple[list[str] | None, str]:
 
 
 def build_manifest(entry_point: str, overrides: Sequence[str] | None = None, cwd: str | None = None) -> dict[str, Any]:
-    from parallel_decoding.training.secrets import redact
+    from parallel_decoding.utils.secrets import redact
 
     hydra_overrides, hydra_cwd = hydra_command()
     overrides = list(overrides) if overrides is not None else hydra_overrides

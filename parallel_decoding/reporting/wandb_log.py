@@ -11,7 +11,7 @@ An ``evaluate`` run logs, as one W&B run (job type ``evaluate``):
 
 A sweep's report (``report.md``/``.csv``, its plots) goes to a W&B run of its own when the sweep had ``logger=wandb``.
 Naming, grouping, run ids and offline mode (``WANDB_MODE=offline`` or no credentials) are those of ``train``
-(``parallel_decoding.training.loggers``); everything logged is passed through the secret redaction first.
+(``parallel_decoding.utils.loggers``); everything logged is passed through the secret redaction first.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from parallel_decoding.reporting.uncertainty import uncertainty_fields
-from parallel_decoding.training.secrets import redact
+from parallel_decoding.utils.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def wandb_node(cfg: DictConfig) -> DictConfig | None:
 
 def _open_run(cfg: DictConfig, node: DictConfig):
     # imported here: they pull in Lightning's loggers, which evaluate needs only when W&B is on
-    from parallel_decoding.training.loggers import configure_wandb
-    from parallel_decoding.training.runtime import plain_config
+    from parallel_decoding.utils.loggers import configure_wandb
+    from parallel_decoding.utils.runtime import plain_config
 
     logger = instantiate(configure_wandb(cfg, node))
     logger.log_hyperparams(plain_config(cfg))

@@ -56,7 +56,7 @@ def build_strategies(cfg: DictConfig, skipped: dict[str, str] | None = None) -> 
     for name in names:
         try:
             if cfg.get("auto_checkpoints"):
-                from parallel_decoding.strategies.crossbatch import fill_auto_checkpoint
+                from parallel_decoding.methods.crossbatch.strategy import fill_auto_checkpoint
 
                 fill_auto_checkpoint(cfg, name)
             strategy = instantiate(cfg.strategy[name], name=name)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy
-from parallel_decoding.strategies.extraction import extract_tagged_answers
-from parallel_decoding.strategies.prompts import all_in_one_labels, all_in_one_messages
+from parallel_decoding.prompting.extraction import extract_tagged_answers
+from parallel_decoding.prompting.prompts import all_in_one_labels, all_in_one_messages
 
 
 class AllInOneStrategy(Strategy):

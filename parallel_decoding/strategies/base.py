@@ -13,7 +13,7 @@ from typing import Any
 from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.metrics.efficiency import EfficiencyStats
-from parallel_decoding.strategies.extraction import extract_answer
+from parallel_decoding.prompting.extraction import extract_answer
 
 
 @dataclass

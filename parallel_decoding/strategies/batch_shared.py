@@ -10,7 +10,7 @@ from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 
 class BatchSharedStrategy(Strategy):

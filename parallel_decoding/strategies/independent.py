@@ -5,7 +5,7 @@ from __future__ import annotations
 from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 
 class IndependentStrategy(Strategy):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from parallel_decoding.backends.base import Backend
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.prompts import sequential_system, sequential_turn, single_question_example
+from parallel_decoding.prompting.prompts import sequential_system, sequential_turn, single_question_example
 
 
 class SequentialStrategy(Strategy):

@@ -106,7 +106,7 @@ def test_engine_config_is_the_cpu_exact_one(vllm_backend):
 
 
 def test_same_token_ids_as_hf(groups, hf, vllm_backend):
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     prompts = [hf.chat_ids(single_question_messages(g, q)) for g in groups for q in g.questions]
     assert [vllm_backend.chat_ids(single_question_messages(g, q)) for g in groups for q in g.questions] == prompts

@@ -4,7 +4,7 @@ import pytest
 
 from parallel_decoding.data.hotpot import load_hotpot
 from parallel_decoding.data.loading import load_groups
-from parallel_decoding.strategies.prompts import all_in_one_messages, single_question_messages
+from parallel_decoding.prompting.prompts import all_in_one_messages, single_question_messages
 from tests.data.dataset_fixtures import write_fixture
 from tests.data.hub_rows import serve_hub_rows
 from tests.helpers import compose_config

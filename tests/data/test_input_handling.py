@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parallel_decoding.cli import user_error_message
+from parallel_decoding.utils.cli import user_error_message
 from parallel_decoding.config import PROJECT_ROOT, ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.data.sources import read_json_records
@@ -162,7 +162,7 @@ def test_offline_hub_fails_at_once(monkeypatch):
     import datasets  # noqa: F401 - imported before timing: the import is not what is measured
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from parallel_decoding import hub
+    from parallel_decoding.utils import hub
 
     hub.hub_offline_reason.cache_clear()
     start = time.perf_counter()

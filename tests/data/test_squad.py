@@ -152,7 +152,7 @@ def test_hub_rows_group_by_context_in_first_seen_order(monkeypatch):
 
 @pytest.mark.parametrize("offline", [None, "HF_HUB_OFFLINE=1"])
 def test_hub_failure_explains_the_local_options(monkeypatch, offline):
-    from parallel_decoding import hub
+    from parallel_decoding.utils import hub
 
     def unreachable(hub_id, split):
         raise ConnectionError("no network")

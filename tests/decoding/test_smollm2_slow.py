@@ -12,7 +12,7 @@ from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.squad import load_squad
 from parallel_decoding.decoding import SharedPrefixDecoder, split_shared_prefix
 from parallel_decoding.models import load_packaged_gguf
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 from tests.decoding.reference import hf_greedy
 from tests.helpers import SQUAD_HALF_A, run_module
 

@@ -18,8 +18,8 @@ from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies.batch import BatchStrategy
 from parallel_decoding.strategies.batch_shared import BatchSharedStrategy
 from parallel_decoding.strategies.independent import IndependentStrategy
-from parallel_decoding.strategies.inseq_qa import InSequenceQAStrategy
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.methods.inseq.strategy import InSequenceQAStrategy
+from parallel_decoding.prompting.prompts import single_question_messages
 from tests.decoding.conftest import sharpen
 from tests.helpers import compose_config
 

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from parallel_decoding.backends.hf import PromptTooLong
-from parallel_decoding.config import ConfigError, find_user_error
+from parallel_decoding.config import ConfigError
+from parallel_decoding.utils.cli import find_user_error
 from parallel_decoding.evaluate import exit_if_a_strategy_has_no_answers
 from parallel_decoding.evaluation.runner import failed_strategy_lines, run_evaluation
 from tests.helpers import compose_config, run_module

@@ -14,7 +14,7 @@ from parallel_decoding.metrics.efficiency import PrefixTrie
 from parallel_decoding.strategies.all_in_one import AllInOneStrategy
 from parallel_decoding.strategies.batch import BatchStrategy
 from parallel_decoding.strategies.independent import IndependentStrategy
-from parallel_decoding.strategies.prompts import sequential_turn
+from parallel_decoding.prompting.prompts import sequential_turn
 from parallel_decoding.strategies.sequential import SequentialStrategy
 
 

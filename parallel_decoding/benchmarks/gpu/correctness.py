@@ -63,7 +63,7 @@ def _groups(spec: ModelSpec, tokenizer) -> list:
 
 
 def _prompt(backend, group, question) -> list[int]:
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     return backend.chat_ids(single_question_messages(group, question))
 
@@ -81,7 +81,7 @@ def check_strategies(backend: RecordingBackend, groups: list, exact: bool,
     from parallel_decoding.strategies.batch import BatchStrategy
     from parallel_decoding.strategies.batch_shared import BatchSharedStrategy
     from parallel_decoding.strategies.independent import IndependentStrategy
-    from parallel_decoding.strategies.inseq_qa import InSequenceQAStrategy
+    from parallel_decoding.methods.inseq.strategy import InSequenceQAStrategy
 
     strategies = {"batch": BatchStrategy("batch"), "batch_shared": BatchSharedStrategy("batch_shared"),
                   "inseq_qa": InSequenceQAStrategy("inseq_qa")}
@@ -119,7 +119,7 @@ def check_branch2d(backend: RecordingBackend, groups: list, exact: bool,
                    independent: dict | None = None) -> dict[str, Any]:
     from parallel_decoding.decoding import split_shared_prefix
     from parallel_decoding.methods.branch2d.rope import patched_channels
-    from parallel_decoding.strategies.branch2d import Branch2DStrategy
+    from parallel_decoding.methods.branch2d.strategy import Branch2DStrategy
 
     model = backend.model
     result: dict[str, Any] = {}
@@ -318,6 +318,6 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
 
 def _prompt_ids(tokenizer, group, question) -> list[int]:
     from parallel_decoding.benchmarks.gpu.workload import chat_ids
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     return chat_ids(tokenizer, single_question_messages(group, question))

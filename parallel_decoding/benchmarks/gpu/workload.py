@@ -42,7 +42,7 @@ def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
 
 def group_lengths(group: QuestionGroup, tokenizer) -> dict[str, Any]:
     from parallel_decoding.decoding import split_shared_prefix
-    from parallel_decoding.strategies.prompts import single_question_messages
+    from parallel_decoding.prompting.prompts import single_question_messages
 
     prompts = [chat_ids(tokenizer, single_question_messages(group, q)) for q in group.questions]
     prefix, _ = split_shared_prefix(prompts)

@@ -39,7 +39,7 @@ from parallel_decoding.methods.branch2d.layout import Branch2DSlots, BranchLayou
 from parallel_decoding.methods.branch2d.rope import stack_positions
 from parallel_decoding.methods.sft.collator import (IGNORE_INDEX, ChatCollator, answer_ids, answer_target,
                                                     chat_prompt_ids)
-from parallel_decoding.strategies.prompts import EXAMPLE_ANSWERS, sequential_turn, single_question_messages
+from parallel_decoding.prompting.prompts import EXAMPLE_ANSWERS, sequential_turn, single_question_messages
 
 TRUNKS = ("context", "context_first_question")
 # Only the template's tokens AFTER A1's turn are kept from a rendered follow-up chat, so A1 is rendered as this fixed

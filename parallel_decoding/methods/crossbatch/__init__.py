@@ -3,7 +3,7 @@ row's hidden state is mixed with its siblings' before the LM head, so answers ca
 
 ``mixing.py`` the modules, ``model.py`` the variants and the teacher-forced loss, ``generator.py`` decoding,
 ``collator.py`` training rows, ``checkpoint.py`` saving/loading, ``module.py`` the LightningModule,
-``crossrow.py`` the synthetic cross-row task. Strategies: ``parallel_decoding/strategies/crossbatch.py``.
+``crossrow.py`` the synthetic cross-row task. Strategies: ``parallel_decoding/methods/crossbatch/strategy.py``.
 """
 
 from parallel_decoding.methods.crossbatch.checkpoint import apply_checkpoint, load_mixer, read_checkpoint_config, \

@@ -156,7 +156,7 @@ class CrossBatchMethod(TrainableMethod):
     # -- validation / test: the mixing generator on the current weights ---------------------------------------
     def answering_backend(self) -> HFBackend:
         if self._backend is None:
-            from parallel_decoding.strategies.crossbatch import CrossBatchStrategy
+            from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy
 
             bundle = ModelBundle(model=self.model.lm, tokenizer=self.tokenizer, name=self.base_model_name,
                                  enable_thinking=self.enable_thinking)

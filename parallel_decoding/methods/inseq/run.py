@@ -27,7 +27,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.backends.hf import HFBackend
-from parallel_decoding.config import CONFIG_DIR, ConfigError, exit_on_user_error
+from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.utils.cli import exit_on_user_error
 from parallel_decoding.decoding import SamplingSettings
 from parallel_decoding.methods.inseq.decoder import InSequenceDecoder, InSequenceSettings
 from parallel_decoding.methods.inseq.prompts import with_format_instruction

@@ -15,7 +15,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.data.schema import Question, QuestionGroup
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.training.datamodule import MethodCollator
 
 IGNORE_INDEX = -100

@@ -21,7 +21,7 @@ from parallel_decoding.methods.branch2d import (Branch2DCollator, LayoutSettings
 from parallel_decoding.methods.branch2d.data import first_question_layout, group_prompts
 from parallel_decoding.methods.inseq.module import in_sequence_loss
 from parallel_decoding.methods.sft.collator import IGNORE_INDEX, SFTCollator, answer_target, chat_prompt_ids
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 HAND = QuestionGroup(
     id="hand", contexts=("Mira keeps three goats named Pip, Tor and Ulla in a blue barn near the river.",),

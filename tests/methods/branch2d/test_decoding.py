@@ -29,9 +29,9 @@ from parallel_decoding.decoding import additive_mask
 from parallel_decoding.methods.branch2d import apply_interleaved_2d_rope, branch_generate
 from parallel_decoding.methods.branch2d.data import first_question_layout
 from parallel_decoding.models.bundle import ModelBundle
-from parallel_decoding.strategies.branch2d import Branch2DStrategy
+from parallel_decoding.methods.branch2d.strategy import Branch2DStrategy
 from parallel_decoding.strategies.independent import IndependentStrategy
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 QWEN_TEXT_IDS = 151643
 

@@ -23,8 +23,8 @@ from parallel_decoding.methods.branch2d.data import first_question_layout, group
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import build_strategies
 from parallel_decoding.strategies.batch import BatchStrategy
-from parallel_decoding.strategies.branch2d import Branch2DStrategy
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.methods.branch2d.strategy import Branch2DStrategy
+from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.training.optim import build_optimizer
 from tests.helpers import compose_config
 

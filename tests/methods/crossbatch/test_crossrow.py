@@ -7,7 +7,7 @@ import pytest
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.crossbatch.crossrow import ATTRIBUTES, load_crossrow
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 from tests.helpers import compose_config
 
 

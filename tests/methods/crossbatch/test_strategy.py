@@ -15,8 +15,8 @@ from parallel_decoding.methods.base import load_trained
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import StrategyUnavailable, build_strategies
 from parallel_decoding.strategies.batch import BatchStrategy
-from parallel_decoding.strategies.crossbatch import CrossBatchStrategy, checkpoint_path
-from parallel_decoding.strategies.finetuned import FinetunedStrategy
+from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy, checkpoint_path
+from parallel_decoding.methods.sft.strategy import FinetunedStrategy
 from tests.helpers import compose_config
 from tests.methods.crossbatch.test_checkpoint import export, trained
 from tests.methods.crossbatch.test_method import make_method

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from parallel_decoding.methods.crossbatch.checkpoint import read_checkpoint_config
-from parallel_decoding.strategies.crossbatch import checkpoint_path
+from parallel_decoding.methods.crossbatch.strategy import checkpoint_path
 from tests.helpers import SQUAD_HALF_A, run_module
 from tests.training.runs import train
 

@@ -8,7 +8,8 @@ import json
 import pytest
 from omegaconf import open_dict
 
-from parallel_decoding.config import ConfigError, available_options, find_user_error
+from parallel_decoding.config import ConfigError, available_options
+from parallel_decoding.utils.cli import find_user_error
 from parallel_decoding.methods.inseq.run import RESULTS_FILE, SUMMARY_FILE, run_inseq
 from tests.helpers import compose_config, run_module
 

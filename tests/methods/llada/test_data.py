@@ -14,7 +14,7 @@ from parallel_decoding.methods.llada.data import (DiffusionCollator, LLaDADataMo
                                                   conversation_turns, pack_documents)
 from parallel_decoding.methods.llada.module import random_length
 from parallel_decoding.methods.sft.collator import chat_prompt_ids
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from parallel_decoding.methods.llada.compare import compare_checkpoints
 from parallel_decoding.methods.llada.convert import main as convert_main
 from parallel_decoding.methods.llada.modeling import load_diffusion_model
 from parallel_decoding.models.bundle import ModelBundle
-from parallel_decoding.strategies.llada import LLaDAStrategy
+from parallel_decoding.methods.llada.strategy import LLaDAStrategy
 from parallel_decoding.training.pipeline import run_training
 from tests.helpers import compose_config
 

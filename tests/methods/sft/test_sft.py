@@ -16,7 +16,7 @@ from parallel_decoding.methods import load_trained, read_method_record
 from parallel_decoding.methods.sft import SFTMethod, answer_loss
 from parallel_decoding.models import build_tiny_qwen3
 from parallel_decoding.strategies.batch import BatchStrategy
-from parallel_decoding.strategies.finetuned import FinetunedStrategy
+from parallel_decoding.methods.sft.strategy import FinetunedStrategy
 from parallel_decoding.training.optim import build_optimizer
 
 LORA = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}

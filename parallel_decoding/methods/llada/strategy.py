@@ -25,7 +25,7 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 _DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
 

@@ -32,8 +32,8 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.decoding import SamplingSettings, split_shared_prefix
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.finetuned import _DTYPE_NAMES
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.methods.sft.strategy import _DTYPE_NAMES
+from parallel_decoding.prompting.prompts import single_question_messages
 
 
 class Branch2DStrategy(Strategy):

@@ -13,7 +13,7 @@ import sys
 import pytest
 from hydra.errors import InstantiationException
 
-from parallel_decoding.cli import (INTERRUPTED_EXIT, USER_ERROR_EXIT, RunDirCheck, check_writable_dir, guard_run,
+from parallel_decoding.utils.cli import (INTERRUPTED_EXIT, USER_ERROR_EXIT, RunDirCheck, check_writable_dir, guard_run,
                                    run_dir_is_empty, user_error_message)
 from parallel_decoding.config import ConfigError
 

@@ -25,8 +25,8 @@ from parallel_decoding.dependencies.quality import compare_edges
 from parallel_decoding.strategies import build_strategies, strategy_config
 from parallel_decoding.strategies.base import prediction_from_output
 from parallel_decoding.strategies.batch import BatchStrategy
-from parallel_decoding.strategies.collab import CollabStrategy
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.dependencies.strategy import CollabStrategy
+from parallel_decoding.prompting.prompts import single_question_messages
 from tests.helpers import compose_config, run_module
 
 COLLAB = ["collab_heuristic", "collab_llm", "collab_bert", "collab_gold"]

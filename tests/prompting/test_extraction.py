@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parallel_decoding.strategies.extraction import (
+from parallel_decoding.prompting.extraction import (
     ExtractedAnswer,
     extract_answer,
     extract_tagged_answers,

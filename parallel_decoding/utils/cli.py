@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from parallel_decoding.config import find_user_error
+from parallel_decoding.config import ConfigError
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -29,6 +29,23 @@ USER_OS_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC
                             errno.EISDIR, errno.ENAMETOOLONG, errno.EADDRINUSE, errno.EADDRNOTAVAIL})
 # What a run dir holds before any work is done; a failed run whose dir holds nothing else is removed.
 BOOKKEEPING = frozenset({".hydra", "config_tree.log", "results.json", "splits.json", "csv", "tensorboard"})
+
+
+def find_user_error(err: BaseException | None) -> BaseException | None:
+    """The configuration mistake behind ``err``, looking through the wrappers ``hydra.utils.instantiate`` adds."""
+    while err is not None:
+        if isinstance(err, (ConfigError, FileNotFoundError)):
+            return err
+        err = err.__cause__
+    return None
+
+
+@contextmanager
+def exit_on_user_error(log: logging.Logger) -> Iterator[None]:
+    """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback.
+    (``guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.)"""
+    with guard_run(log, task_name=""):
+        yield
 
 
 def user_error_message(err: BaseException | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from parallel_decoding.training.secrets import REDACTED, RedactingFilter, redact, secret_values
+from parallel_decoding.utils.secrets import REDACTED, RedactingFilter, redact, secret_values
 
 
 def test_secret_keys_and_env_secret_values_are_masked(monkeypatch):

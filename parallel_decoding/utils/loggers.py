@@ -24,7 +24,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from parallel_decoding.training.secrets import redact
+from parallel_decoding.utils.secrets import redact
 
 log = logging.getLogger(__name__)
 

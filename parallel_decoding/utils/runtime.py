@@ -25,10 +25,10 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from parallel_decoding.cli import user_error_message
+from parallel_decoding.utils.cli import user_error_message
 from parallel_decoding.config import ConfigError
 from parallel_decoding.models.bundle import ModelUnavailableError
-from parallel_decoding.training.secrets import install_log_redaction, redact
+from parallel_decoding.utils.secrets import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from parallel_decoding.decoding.sampling import SamplingSettings
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import StrategyUnavailable
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.strategies.prompts import single_question_messages
+from parallel_decoding.prompting.prompts import single_question_messages
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from parallel_decoding import hub
+from parallel_decoding.utils import hub
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""Cross-cutting helpers every layer may use: the user-error exit, secrets, logging and run bookkeeping."""
