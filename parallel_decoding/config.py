@@ -18,6 +18,11 @@ class ConfigError(ValueError):
     Entry points print the message and exit non-zero."""
 
 
+class ModelUnavailableError(ConfigError):
+    """A configured model cannot be loaded here (offline and not cached, bad path). Entry points print the
+    message and exit non-zero instead of showing a traceback."""
+
+
 def _find_config_dir() -> Path:
     for candidate in (PACKAGE_DIR / "conf", PACKAGE_DIR.parent / "conf"):
         if (candidate / "evaluate.yaml").is_file():

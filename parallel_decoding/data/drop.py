@@ -19,7 +19,8 @@ from parallel_decoding.config import ConfigError
 from parallel_decoding.data.grouping import select_groups
 from parallel_decoding.data.schema import LoadedGroups, MalformedRowError, Question, QuestionGroup
 from parallel_decoding.data.sources import read_hub_split, read_json_records
-from parallel_decoding.metrics.drop import DROP_SPAN_SEPARATOR
+
+DROP_SPAN_SEPARATOR = " | "  # how loaders write a multi-span gold answer as one string (and predictions split)
 
 
 def load_drop(

@@ -45,7 +45,7 @@ import torch
 
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
-from parallel_decoding.models.bundle import ModelUnavailableError
+from parallel_decoding.config import ModelUnavailableError
 
 if TYPE_CHECKING:
     from parallel_decoding.backends.base import Backend

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from parallel_decoding.metrics.judge import JUDGE_DIMENSIONS
+from parallel_decoding.evaluation.judge import JUDGE_DIMENSIONS
 from parallel_decoding.metrics.parallelism import group_parallelism
 from parallel_decoding.metrics.uncertainty import cluster_intervals, paired_comparison
 

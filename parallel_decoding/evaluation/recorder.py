@@ -20,7 +20,7 @@ from parallel_decoding.dependencies.quality import precision_recall_f1
 from parallel_decoding.evaluation.intervals import add_uncertainty
 from parallel_decoding.evaluation.settings import check_resume_settings
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
-from parallel_decoding.metrics.judge import judge_means
+from parallel_decoding.evaluation.judge import judge_means
 from parallel_decoding.metrics.metric_sets import mean_scores, score_answer, score_row
 from parallel_decoding.strategies.base import GroupOutcome
 

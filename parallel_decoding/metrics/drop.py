@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-DROP_SPAN_SEPARATOR = " | "  # how loaders write a multi-span gold answer as one string (and predictions split)
+from parallel_decoding.data.drop import DROP_SPAN_SEPARATOR
+
 _PUNCTUATION = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 

@@ -10,7 +10,7 @@ metric set         per-question scores                          used by
 =================  ===========================================  ===========================================
 
 Every score is a function of what a prediction row keeps (prediction, gold, format flag, language,
-options), so ``results.json`` is always recomputed from the rows. Judge scores (``metrics/judge.py``) come
+options), so ``results.json`` is always recomputed from the rows. Judge scores (``evaluation/judge.py``) come
 on top of any set when the judge is on.
 """
 

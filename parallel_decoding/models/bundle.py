@@ -12,11 +12,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from parallel_decoding.config import ConfigError
 
 
-class ModelUnavailableError(ConfigError):
-    """A configured model cannot be loaded here (offline and not cached, bad path). Entry points print the
-    message and exit non-zero instead of showing a traceback."""
-
-
 @dataclass
 class ModelBundle:
     model: PreTrainedModel

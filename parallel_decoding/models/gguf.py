@@ -10,7 +10,8 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError
+from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.config import ModelUnavailableError
 from parallel_decoding.models.disk_cache import COMPLETE_MARKER, build_once
 from parallel_decoding.models.pretrained import load_pretrained
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from parallel_decoding.utils.hub import prepare_hub_access
-from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError, finish_loading, resolve_dtype
+from parallel_decoding.models.bundle import ModelBundle, finish_loading, resolve_dtype
+from parallel_decoding.config import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

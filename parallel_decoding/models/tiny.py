@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from parallel_decoding.models.bundle import ModelBundle, ModelUnavailableError, finish_loading, resolve_dtype
+from parallel_decoding.models.bundle import ModelBundle, finish_loading, resolve_dtype
+from parallel_decoding.config import ModelUnavailableError
 from parallel_decoding.models.disk_cache import build_once
 
 # Qwen2.5/Qwen3 added tokens, in id order from 151643.

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from parallel_decoding.utils.cli import user_error_message
 from parallel_decoding.config import ConfigError
-from parallel_decoding.models.bundle import ModelUnavailableError
+from parallel_decoding.config import ModelUnavailableError
 from parallel_decoding.utils.secrets import install_log_redaction, redact
 
 log = logging.getLogger(__name__)

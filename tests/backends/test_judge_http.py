@@ -4,7 +4,7 @@ failures; dead endpoints are failures too — never an exception."""
 from __future__ import annotations
 
 from parallel_decoding.data.schema import Question, QuestionGroup
-from parallel_decoding.metrics.judge import LLMJudge
+from parallel_decoding.evaluation.judge import LLMJudge
 from parallel_decoding.strategies.base import QuestionPrediction
 from tests.backends.conftest import SERVED
 from tests.backends.servers import FaultProxy

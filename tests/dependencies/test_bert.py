@@ -10,7 +10,7 @@ import torch
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.dependencies.bert import (BertAttentionGenerator, check_encoder_available, edges_from_scores,
                                                   load_encoder, pack_questions, per_token, question_attention)
-from parallel_decoding.models.bundle import ModelUnavailableError
+from parallel_decoding.config import ModelUnavailableError
 
 PREREQUISITE = "Who wrote the novel Dracula?"
 DEPENDENT = "In which year was the author of that novel born?"

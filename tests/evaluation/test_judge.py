@@ -2,7 +2,7 @@
 
 import pytest
 
-from parallel_decoding.metrics.judge import build_judge, judge_means, judge_messages, parse_judgement
+from parallel_decoding.evaluation.judge import build_judge, judge_means, judge_messages, parse_judgement
 
 GOOD = {"fluency": 4, "relevance": 5, "completeness": 3, "proficiency": 4}
 
