@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from parallel_decoding.config import CONFIG_DIR, ConfigError
 from parallel_decoding.utils.cli import exit_on_user_error
 from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 log = logging.getLogger(__name__)
 DECODERS = ("auto", "hf", "diffusion")
@@ -55,9 +56,7 @@ def prompt_ids(bundle: ModelBundle, cfg: DictConfig) -> list[int]:
         return list(bundle.tokenizer(str(cfg.prompt), add_special_tokens=True)["input_ids"])
     messages = ([{"role": "system", "content": str(cfg.system)}] if cfg.get("system") else []) + \
         [{"role": "user", "content": str(cfg.prompt)}]
-    encoded = bundle.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                   enable_thinking=bundle.enable_thinking)
-    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+    return chat_prompt_ids(bundle.tokenizer, messages, bundle.enable_thinking)
 
 
 def generate_once(bundle: ModelBundle, cfg: DictConfig) -> dict[str, Any]:

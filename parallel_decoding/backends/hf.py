@@ -16,6 +16,7 @@ import torch
 from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
 from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 
 class PromptTooLong(ValueError):
@@ -55,11 +56,7 @@ class HFBackend:
     # -- prompts -----------------------------------------------------------------------------------------------
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of a chat ending in an open assistant turn (the model's template, thinking off)."""
-        encoded = self.tokenizer.apply_chat_template(
-            list(messages), add_generation_prompt=True, tokenize=True, enable_thinking=self.bundle.enable_thinking
-        )
-        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-        return list(ids)
+        return chat_prompt_ids(self.tokenizer, messages, self.bundle.enable_thinking)
 
     def decode(self, output: Sequence[int]) -> str:
         return self.tokenizer.decode(list(output), skip_special_tokens=True)

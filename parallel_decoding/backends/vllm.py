@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.config import ConfigError
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,7 @@ class VLLMBackend:
 
     # -- prompts -----------------------------------------------------------------------------------------------
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                                     enable_thinking=self.enable_thinking)
-        return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+        return chat_prompt_ids(self.tokenizer, messages, self.enable_thinking)
 
     def decode(self, output: Sequence[int]) -> str:
         return self.tokenizer.decode(list(output), skip_special_tokens=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from parallel_decoding.data.schema import Question, QuestionGroup
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 LENGTHS_FILE = Path(__file__).parent / "data" / "squad_lengths.json"
 SQUAD = "../shared/data/squad/dev-v1.1-half-a.json"
@@ -35,9 +36,7 @@ STARTERS = "what who when where which how why whose whom does did is was are can
 
 def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
     """``HFBackend.chat_ids`` without a model: the template's prompt, thinking off."""
-    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                            enable_thinking=False)
-    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+    return chat_prompt_ids(tokenizer, messages, enable_thinking=False)
 
 
 def group_lengths(group: QuestionGroup, tokenizer) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.training.datamodule import MethodCollator
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 IGNORE_INDEX = -100
 
@@ -32,14 +33,6 @@ class SFTExample:
 def answer_target(answer: str) -> str:
     """The text the model is taught to write, in the format ``extract_answer`` reads first."""
     return f"<answer>{answer.strip()}</answer>"
-
-
-def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict], enable_thinking: bool) -> list[int]:
-    """Prompt ids as ``HFBackend.chat_ids`` builds them (a test keeps the two identical)."""
-    encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                            enable_thinking=enable_thinking)
-    ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-    return list(ids)
 
 
 def answer_ids(tokenizer: PreTrainedTokenizerBase, question: Question) -> list[int]:
