@@ -26,7 +26,7 @@ from pathlib import Path
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.utils.cli import exit_on_user_error
-from parallel_decoding.reporting.manifest import (build_manifest, environment_differences, read_manifest,
+from parallel_decoding.utils.manifest import (build_manifest, environment_differences, read_manifest,
                                                   rerun_overrides)
 from parallel_decoding.reporting.reproduction import (compare, format_comparison, identical_answers,
                                                       metric_estimates)

@@ -25,7 +25,7 @@ from parallel_decoding.evaluation.settings import answer_settings
 from parallel_decoding.evaluation.sharding import launch_shards
 from parallel_decoding.evaluation.judge import build_judge
 from parallel_decoding.metrics.metric_sets import check_metric_set
-from parallel_decoding.reporting.manifest import write_manifest
+from parallel_decoding.utils.manifest import write_manifest
 from parallel_decoding.strategies import build_strategies
 from parallel_decoding.utils.secrets import redact
 

@@ -17,7 +17,7 @@ from scipy import stats
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.config import PROJECT_ROOT, ConfigError
 from parallel_decoding.evaluation.recorder import summarize
-from parallel_decoding.reporting.manifest import (environment_differences, read_manifest, rerun_overrides,
+from parallel_decoding.utils.manifest import (environment_differences, read_manifest, rerun_overrides,
                                                   write_manifest)
 from parallel_decoding.reporting.reproduction import (Estimate, compare, group_interval, identical_answers,
                                                       metric_estimates)
