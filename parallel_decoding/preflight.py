@@ -288,7 +288,7 @@ def check_devices(cfg: DictConfig) -> None:
     device, accelerator = str(_get(hardware, "device") or ""), str(_get(hardware, "accelerator") or "")
     if not (device.startswith("cuda") or accelerator in ("gpu", "cuda")):
         return
-    import torch
+    import torch  # lazy: torch (~2 s) only for hardware checks: config checks run before it loads
 
     name = _get(hardware, "name") or "gpu"
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0

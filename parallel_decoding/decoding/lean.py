@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from parallel_decoding.decoding.cache import SlotCache
 
@@ -41,8 +42,6 @@ def _hook_problem(model: nn.Module) -> str | None:
     """Hooks the lean forward cannot honour. Plain forward pre-hooks on the model itself (e.g. the HF backend's
     forward-pass counter) are called by ``LeanForward`` as ``model(**kwargs)`` would call them; any other hook
     would be skipped, so it rules the lean forward out."""
-    from torch.nn.modules import module as torch_module
-
     if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
         return "global forward hooks are registered"
     if model._forward_hooks or model._forward_pre_hooks_with_kwargs:

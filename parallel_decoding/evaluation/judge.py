@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from parallel_decoding.backends.api import ApiError, ChatClient
@@ -113,7 +114,6 @@ class LLMJudge:
 
         if len(jobs) <= 1 or self.client.max_concurrency == 1:
             return dict(map(one, jobs))
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(len(jobs), self.client.max_concurrency)) as pool:
             return dict(pool.map(one, jobs))

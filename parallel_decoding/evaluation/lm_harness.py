@@ -38,15 +38,23 @@ from collections import defaultdict
 from dataclasses import fields
 from typing import Any, Sequence
 
-import torch
-
 import lm_eval.models  # noqa: F401  (lm-eval's own models first: its registry skips that import once not empty)
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
+from omegaconf import OmegaConf
 
+from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
+from parallel_decoding.methods.llada.modeling import is_diffusion_model
+from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
+from parallel_decoding.methods.llada.strategy import load_llada_bundle
+from parallel_decoding.strategies import strategy_config
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +64,6 @@ DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's default when a task names none
 
 
 def _sampler_fields() -> set[str]:
-    from parallel_decoding.methods.llada.sampler import SamplerSettings
-
     return {f.name for f in fields(SamplerSettings)}
 
 
@@ -81,8 +87,6 @@ def _parse_batch_size(value: Any) -> int:
 
 def compose_run_config(model: str | None, hardware: str, overrides: Sequence[str]):
     """The ``evaluate`` config with these choices: the same loaders and defaults an ``evaluate`` run uses."""
-    from hydra import compose, initialize_config_dir
-
     choices = ([f"model={model}"] if model else []) + [f"hardware={hardware}", *overrides]
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -100,9 +104,6 @@ class ParallelDecodingLM(TemplateLM):
                  device: str | None = None, max_length: int | None = None, max_gen_toks: int = DEFAULT_MAX_GEN_TOKS,
                  seed: int = 0, bundle: Any = None, **options: Any) -> None:
         super().__init__()
-        from hydra.utils import instantiate
-
-        from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 
         if decoder not in DECODERS:
             raise ConfigError(f"decoder={decoder!r}: one of {', '.join(DECODERS)}")
@@ -125,9 +126,6 @@ class ParallelDecodingLM(TemplateLM):
         cfg = compose_run_config(None if decoder == "llada" else model, hardware, overrides)
         self.settings = GenerationSettings(max_new_tokens=self.max_gen_toks, seed=self.seed)
         if decoder == "llada":
-            from parallel_decoding.methods.llada.modeling import is_diffusion_model
-            from parallel_decoding.methods.llada.strategy import load_llada_bundle
-
             self.sampler = self._llada_settings(sampler, checkpoint, has_bundle=bundle is not None)
             if bundle is None:
                 bundle = load_llada_bundle(checkpoint, dtype=str(cfg.hardware.dtype),
@@ -150,11 +148,6 @@ class ParallelDecodingLM(TemplateLM):
 
     @staticmethod
     def _llada_settings(sampler: dict[str, Any], checkpoint: str | None, has_bundle: bool = False):
-        from omegaconf import OmegaConf
-
-        from parallel_decoding.methods.llada.sampler import SamplerSettings
-        from parallel_decoding.strategies import strategy_config
-
         if not checkpoint and not has_bundle:
             raise ConfigError("decoder=llada needs checkpoint=<a diffusion model dir: the model/ of a train "
                               "method=llada run, or python -m parallel_decoding.methods.llada.convert's output>")
@@ -284,8 +277,6 @@ class ParallelDecodingLM(TemplateLM):
 
     def _decode(self, prompts: list[list[int]], max_gen: int, until: list[str], kwargs: dict) -> list[list[int]]:
         """Token ids answering each prompt (stop token included when reached), in the prompts' order."""
-        from parallel_decoding.backends.hf import GenerationSettings
-
         do_sample = bool(kwargs.get("do_sample", False))
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         top_p = float(kwargs.get("top_p", 1.0) or 1.0)
@@ -323,8 +314,6 @@ class ParallelDecodingLM(TemplateLM):
         return outputs  # type: ignore[return-value]
 
     def _shared_prefix(self, prompts: list[list[int]], max_gen: int, stops: list[str]) -> list[list[int]]:
-        from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
-
         prefix, branches = split_shared_prefix(prompts)
         settings = self.backend.settings
         decoder = SharedPrefixDecoder(self.model, pad_token_id=self.tokenizer.pad_token_id, tokenizer=self.tokenizer)
@@ -336,8 +325,6 @@ class ParallelDecodingLM(TemplateLM):
         return [self.backend.trim_at_stop(ids) for ids in result.sequences]
 
     def _diffusion(self, prompts: list[list[int]]) -> list[list[int]]:
-        from parallel_decoding.methods.llada.sampler import diffusion_generate
-
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         result = diffusion_generate(self.model, prompts, self.sampler, pad_token_id=pad,
                                     stop_token_ids=self.backend.stop_token_ids)

