@@ -323,15 +323,14 @@ class ParallelDecodingLM(TemplateLM):
         return outputs  # type: ignore[return-value]
 
     def _shared_prefix(self, prompts: list[list[int]], max_gen: int, stops: list[str]) -> list[list[int]]:
-        from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
+        from parallel_decoding.decoding import SharedPrefixDecoder, split_shared_prefix
 
         prefix, branches = split_shared_prefix(prompts)
         settings = self.backend.settings
         decoder = SharedPrefixDecoder(self.model, pad_token_id=self.tokenizer.pad_token_id, tokenizer=self.tokenizer)
         result = decoder.generate(prefix, branches, layout="batch_shared", max_new_tokens=max_gen,
                                   stop_token_ids=self.backend.stop_token_ids, stop_strings=stops,
-                                  sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p,
-                                                            settings.seed))
+                                  sampling=settings.sampling())
         self.counts["shared_prefix_tokens"] += len(prefix) * (len(prompts) - 1)  # prefill tokens not recomputed
         return [self.backend.trim_at_stop(ids) for ids in result.sequences]
 
