@@ -18,6 +18,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.config import ConfigError
+from parallel_decoding.decoding.sampling import SamplingSettings
 from parallel_decoding.metrics.efficiency import EfficiencyStats
 
 
@@ -30,6 +31,10 @@ class GenerationSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
+
+    def sampling(self) -> SamplingSettings:
+        """The token-choice part, for the in-process decoders (``decoding``, the methods' generators)."""
+        return SamplingSettings(self.do_sample, self.temperature, self.top_p, self.seed)
 
 
 def checked_generation(values: Mapping[str, Any], seed: int = 0, key: str = "generation") -> GenerationSettings:

@@ -50,7 +50,7 @@ from omegaconf import OmegaConf
 
 from parallel_decoding.backends.hf import GenerationSettings, HFBackend
 from parallel_decoding.config import CONFIG_DIR, ConfigError
-from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
+from parallel_decoding.decoding import SharedPrefixDecoder, split_shared_prefix
 from parallel_decoding.methods.llada.modeling import is_diffusion_model
 from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
 from parallel_decoding.methods.llada.strategy import load_llada_bundle
@@ -319,8 +319,7 @@ class ParallelDecodingLM(TemplateLM):
         decoder = SharedPrefixDecoder(self.model, pad_token_id=self.tokenizer.pad_token_id, tokenizer=self.tokenizer)
         result = decoder.generate(prefix, branches, layout="batch_shared", max_new_tokens=max_gen,
                                   stop_token_ids=self.backend.stop_token_ids, stop_strings=stops,
-                                  sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p,
-                                                            settings.seed))
+                                  sampling=settings.sampling())
         self.counts["shared_prefix_tokens"] += len(prefix) * (len(prompts) - 1)  # prefill tokens not recomputed
         return [self.backend.trim_at_stop(ids) for ids in result.sequences]
 

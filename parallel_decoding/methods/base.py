@@ -17,6 +17,9 @@ Shared here: optimizer and scheduler from ``_partial_`` configs, EM/F1 metrics s
 in checkpoints (exact resume with dropout), frozen weights left out of checkpoints, and ``export`` (an HF
 directory plus ``method.yaml``). ``load_trained(directory)`` reads ``method.yaml`` and dispatches to the
 method's ``load_exported``: that is how the ``finetuned`` strategy (and later methods' strategies) load weights.
+
+``FinetuningMethod`` adds what the methods that train the loaded model's own weights share (sft, branch2d): full
+or LoRA fine-tuning (``method.lora.*``), gradient checkpointing, and an export of merged weights plus the adapter.
 """
 
 from __future__ import annotations
@@ -38,16 +41,16 @@ from torchmetrics import MeanMetric
 from parallel_decoding.backends.base import GenerationSettings
 
 from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.methods.datamodule import EvalBatch, MethodCollator, planned_optimizer_steps
 from parallel_decoding.metrics.qa import score_prediction
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.models.pretrained import load_pretrained
 from parallel_decoding.strategies import Strategy, strategy_config
-from parallel_decoding.training.datamodule import EvalBatch, MethodCollator
-from parallel_decoding.training.optim import planned_optimizer_steps
 
 log = logging.getLogger(__name__)
 
 METHOD_FILE = "method.yaml"  # written beside the HF files of every exported model
+ADAPTER_DIR = "adapter"  # where a LoRA method's export keeps the peft adapter, beside the merged weights
 
 
 class TrainableMethod(L.LightningModule, ABC):
@@ -250,3 +253,48 @@ def load_trained(directory: str | Path, dtype: str = "float32", device: str = "c
         module_name, _, class_name = record["class"].rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
     return cls.load_exported(directory, record, dtype=dtype, device=device, attn_implementation=attn_implementation)
+
+
+def enabled_lora(lora: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``method.lora`` settings when LoRA is on, else None (full fine-tuning)."""
+    lora = dict(lora or {})
+    return lora if lora.get("enabled") else None
+
+
+class FinetuningMethod(TrainableMethod):
+    """A method that trains the loaded model's own weights: all of them, or LoRA adapters through peft.
+
+    A subclass sets ``lora_settings`` (``enabled_lora(lora)``) and ``gradient_checkpointing`` before calling
+    ``TrainableMethod.__init__``, which prepares the model with them.
+    """
+
+    lora_settings: dict[str, Any] | None
+    gradient_checkpointing: bool
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.lora_settings is None:
+            return model
+        from peft import LoraConfig, get_peft_model  # optional dependency, needed only with LoRA on
+
+        if self.gradient_checkpointing:
+            model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grad inputs
+        config = LoraConfig(
+            r=int(self.lora_settings.get("r", 8)),
+            lora_alpha=int(self.lora_settings.get("alpha", 16)),
+            lora_dropout=float(self.lora_settings.get("dropout", 0.05)),
+            target_modules=list(self.lora_settings.get("target_modules") or ["q_proj", "k_proj", "v_proj", "o_proj"]),
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, config)
+
+    def export_extras(self, directory: Path) -> None:
+        if self.lora_settings is not None:
+            self.model.save_pretrained(directory / ADAPTER_DIR)
+
+    def export_model(self) -> nn.Module:
+        if self.lora_settings is None:
+            return self.model
+        # Merged in place: export is the module's last act, and a merged directory loads without peft.
+        return self.model.merge_and_unload()

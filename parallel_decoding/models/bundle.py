@@ -64,6 +64,12 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
         raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from err
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The config name of a loaded model's dtype (what ``resolve_dtype`` reads back), so a checkpoint loaded
+    beside a run's model gets the same precision; float32 for anything else."""
+    return {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(dtype, "float32")
+
+
 def finish_loading(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, device: str) -> None:
     """Common last steps: a pad token for batched left-padded generation, eval mode, the device."""
     if tokenizer.pad_token_id is None:

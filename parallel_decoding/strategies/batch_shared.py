@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.decoding import SamplingSettings, SharedPrefixDecoder, split_shared_prefix
+from parallel_decoding.decoding import SharedPrefixDecoder, split_shared_prefix
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.prompting.prompts import single_question_messages
 
@@ -29,7 +29,7 @@ class BatchSharedStrategy(Strategy):
         result = decoder.generate(
             prefix, branches, layout=self.layout, max_new_tokens=settings.max_new_tokens,
             stop_token_ids=backend.stop_token_ids,
-            sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
+            sampling=settings.sampling(),
         )
         backend.record(prompts, result.sequences, calls=1, computed_prompt_tokens=result.stats.prefill_tokens)
         return [prediction_from_output(q.id, backend.decode(ids)) for q, ids in zip(group.questions, result.sequences)]

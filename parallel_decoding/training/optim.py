@@ -18,8 +18,6 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from parallel_decoding.config import ConfigError
-
 log = logging.getLogger(__name__)
 
 BITSANDBYTES_OPTIMIZERS = {"adamw8bit": "AdamW8bit", "paged_adamw8bit": "PagedAdamW8bit", "lion8bit": "Lion8bit",
@@ -91,28 +89,3 @@ def warmup_schedule(optimizer: Optimizer, total_steps: int, kind: str = "cosine"
     scheduler = LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, kind, min_lr_ratio))
     return {"scheduler": scheduler, "interval": "step", "frequency": 1}
 
-
-def planned_optimizer_steps(trainer) -> int:
-    """Optimizer steps the fit plans to take: the length of the LR schedule.
-
-    Lightning's ``estimated_stepping_batches`` builds the train loader to count its batches, and does so inside
-    ``configure_optimizers``, before a resumed run has restored the loader's position (the early loader is then
-    kept and the run re-reads its epoch from the start). So the count comes from the data module's sampler
-    arithmetic instead; with ``max_epochs=-1`` (a ``max_steps`` budget) it is just ``max_steps``.
-    """
-    max_steps = trainer.max_steps if trainer.max_steps is not None else -1
-    if trainer.max_epochs is None or trainer.max_epochs < 0:
-        if max_steps > 0:
-            return max_steps
-        raise ConfigError(f"an LR schedule needs a length: trainer.max_steps={trainer.max_steps} and "
-                          f"trainer.max_epochs={trainer.max_epochs}; set trainer.max_steps to a positive number of "
-                          f"steps, or trainer.max_epochs=N")
-    batches = trainer.datamodule.train_batches_per_epoch(trainer.world_size)
-    limit = trainer.overfit_batches if trainer.overfit_batches else trainer.limit_train_batches
-    if isinstance(limit, int):
-        batches = min(batches, limit)
-    elif limit is not None:
-        batches = int(batches * limit)
-    per_epoch = math.ceil(max(batches, 1) / trainer.accumulate_grad_batches)
-    total = per_epoch * max(trainer.max_epochs, 1)
-    return min(total, max_steps) if max_steps > 0 else total

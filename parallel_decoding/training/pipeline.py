@@ -25,8 +25,8 @@ from parallel_decoding.backends.base import checked_generation
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.methods.datamodule import QuestionGroupDataModule
 from parallel_decoding.training.callbacks import ResumeRecord
-from parallel_decoding.training.datamodule import QuestionGroupDataModule
 from parallel_decoding.utils.loggers import instantiate_loggers, log_hyperparameters, log_model_artifact
 from parallel_decoding.utils.manifest import write_manifest
 from parallel_decoding.utils.runtime import (ddp_relaunch_as_job, is_ddp_child, plain_config, save_config_tree,

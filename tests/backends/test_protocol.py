@@ -1,4 +1,5 @@
-"""Every backend class implements the one ``Backend`` protocol: same members, same call signatures."""
+"""Every backend class implements the one ``Backend`` protocol: same members, same call signatures; the one
+generation-settings type hands the in-process decoders their sampling settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from parallel_decoding.backends.api import ApiBackend
 from parallel_decoding.backends.base import Backend, GenerationSettings
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.backends.vllm import VLLMBackend
+from parallel_decoding.decoding.sampling import SamplingSettings
 
 METHODS = [name for name, value in vars(Backend).items() if not name.startswith("_") and callable(value)]
 ATTRIBUTES = list(Backend.__annotations__)
@@ -42,3 +44,9 @@ def test_instances_satisfy_the_runtime_protocol(tiny_bundle):
     assert isinstance(api, Backend) and isinstance(api.settings, GenerationSettings)
     api.client.close()
     assert not isinstance(object(), Backend)
+
+
+def test_generation_settings_give_the_in_process_decoders_their_sampling_settings():
+    settings = GenerationSettings(max_new_tokens=5, do_sample=True, temperature=0.7, top_p=0.9, seed=11)
+    assert settings.sampling() == SamplingSettings(do_sample=True, temperature=0.7, top_p=0.9, seed=11)
+    assert GenerationSettings().sampling() == SamplingSettings()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -54,15 +53,3 @@ def test_bad_optimizer_settings_fail_clearly():
     with pytest.raises(ValueError, match="learning rate"):
         optim.build_optimizer(nn.Linear(2, 2), lr=-1.0)
 
-
-def test_planned_steps_from_max_steps_or_from_epochs_without_a_loader():
-    data = SimpleNamespace(train_batches_per_epoch=lambda world_size: 10 // world_size)
-    trainer = SimpleNamespace(max_steps=50, max_epochs=-1, datamodule=data, world_size=1, overfit_batches=0,
-                              limit_train_batches=1.0, accumulate_grad_batches=1)
-    assert optim.planned_optimizer_steps(trainer) == 50
-    trainer.max_epochs, trainer.max_steps, trainer.accumulate_grad_batches = 3, -1, 2
-    assert optim.planned_optimizer_steps(trainer) == 15
-    trainer.world_size, trainer.max_steps = 2, 4
-    assert optim.planned_optimizer_steps(trainer) == 4
-    trainer.limit_train_batches, trainer.max_steps = 2, -1
-    assert optim.planned_optimizer_steps(trainer) == 3

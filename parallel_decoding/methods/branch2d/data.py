@@ -37,8 +37,8 @@ from parallel_decoding.decoding import PAD, TRUNK, split_shared_prefix
 from parallel_decoding.methods.branch2d.decoder import branch_inputs, final_layout
 from parallel_decoding.methods.branch2d.layout import Branch2DSlots, BranchLayout
 from parallel_decoding.methods.branch2d.rope import stack_positions
-from parallel_decoding.methods.sft.collator import (IGNORE_INDEX, ChatCollator, answer_ids, answer_target,
-                                                    chat_prompt_ids)
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, ChatCollator, answer_ids, answer_target
+from parallel_decoding.prompting.chat import chat_prompt_ids
 from parallel_decoding.prompting.prompts import EXAMPLE_ANSWERS, sequential_turn, single_question_messages
 
 TRUNKS = ("context", "context_first_question")

@@ -9,12 +9,12 @@ Features: the rope patch is applied before anything else (LoRA wraps the patched
 ``method.rope`` recorded in the model config, so the exported directory restores it; one training example per
 question group (trunk = shared context, or with ``layout.trunk=context_first_question`` context + Q1 + A1 with A1
 supervised causally; branches = the other questions, ``data.py``) with loss only on answer tokens, each the same
-branch's next token (the in-sequence loss of ``methods/inseq``, which takes the stacked 2D positions
-unchanged); full or LoRA fine-tuning with sft's keys (``method.lora.*``, same code); validation answers with the
-``branch2d`` strategy (parallel branch decoding on the current weights), so ``val/em`` is what ``evaluate``
-reports; the branch-collapse diagnostic (mean pairwise cosine of the branches' final hidden states) is logged as
-``train/collapse`` every ``collapse_every_n_steps`` and as ``val/collapse``; ``method.yaml`` records the layout
-(mask, alignment, stride, trunk) the strategy then decodes with.
+branch's next token (``in_sequence_loss`` of ``methods/finetuning.py``, shared with inseq, which takes the stacked
+2D positions unchanged); full or LoRA fine-tuning with sft's keys (``method.lora.*``, the same ``FinetuningMethod``
+code); validation answers with the ``branch2d`` strategy (parallel branch decoding on the current weights), so
+``val/em`` is what ``evaluate`` reports; the branch-collapse diagnostic (mean pairwise cosine of the branches' final
+hidden states) is logged as ``train/collapse`` every ``collapse_every_n_steps`` and as ``val/collapse``;
+``method.yaml`` records the layout (mask, alignment, stride, trunk) the strategy then decodes with.
 """
 
 from __future__ import annotations
@@ -28,15 +28,13 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from parallel_decoding.decoding import additive_mask
-from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.methods.base import FinetuningMethod, enabled_lora
 from parallel_decoding.methods.branch2d.data import Branch2DCollator, LayoutSettings
 from parallel_decoding.methods.branch2d.decoder import mean_pairwise_cosine
 from parallel_decoding.methods.branch2d.rope import apply_interleaved_2d_rope, patch_from_config
-from parallel_decoding.methods.inseq.module import in_sequence_loss
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX
-from parallel_decoding.methods.sft.module import SFTMethod
+from parallel_decoding.methods.datamodule import EvalBatch
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, in_sequence_loss
 from parallel_decoding.models.bundle import ModelBundle
-from parallel_decoding.training.datamodule import EvalBatch
 
 
 @torch.no_grad()
@@ -59,7 +57,7 @@ def batch_collapse(model: nn.Module, batch: dict[str, torch.Tensor]) -> float | 
     return sum(values) / len(values) if values else None
 
 
-class Branch2DMethod(TrainableMethod):
+class Branch2DMethod(FinetuningMethod):
     def __init__(
         self,
         bundle: ModelBundle,
@@ -75,8 +73,7 @@ class Branch2DMethod(TrainableMethod):
         gradient_checkpointing: bool = False,
         collapse_every_n_steps: int = 50,
     ) -> None:
-        lora = dict(lora or {})
-        self.lora_settings = lora if lora.get("enabled") else None
+        self.lora_settings = enabled_lora(lora)
         self.gradient_checkpointing = gradient_checkpointing
         self.layout_settings = LayoutSettings(**(layout or {}))
         self.rope_settings = dict(rope or {})
@@ -95,7 +92,7 @@ class Branch2DMethod(TrainableMethod):
         # Patch first: LoRA then wraps the patched model, and the channel set lands in the config it exports.
         self.channels = apply_interleaved_2d_rope(model, self.rope_settings.get("x_channels"),
                                                   self.rope_settings.get("y_channels"))
-        return SFTMethod.prepare_model(self, model)  # sft's gradient checkpointing + LoRA, same keys
+        return super().prepare_model(model)  # gradient checkpointing + LoRA, sft's keys
 
     def collator(self) -> Branch2DCollator:
         if self._collator is None:
@@ -134,13 +131,7 @@ class Branch2DMethod(TrainableMethod):
                 self.val_collapse.update(value)
                 self.log("val/collapse", self.val_collapse, on_step=False, on_epoch=True)
 
-    # -- export: sft's (merged weights + adapter for LoRA); the config carries the rope patch --------------
-    def export_extras(self, directory: Path) -> None:
-        SFTMethod.export_extras(self, directory)
-
-    def export_model(self) -> nn.Module:
-        return SFTMethod.export_model(self)
-
+    # -- export: FinetuningMethod's (merged weights + adapter for LoRA); the config carries the rope patch ---
     @classmethod
     def load_exported(cls, directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",
                       attn_implementation: str | None = "sdpa") -> ModelBundle:

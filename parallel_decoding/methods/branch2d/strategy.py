@@ -26,13 +26,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
-from parallel_decoding.models.bundle import check_saved_model_dir
+from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
-from parallel_decoding.decoding import SamplingSettings, split_shared_prefix
+from parallel_decoding.decoding import split_shared_prefix
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
-from parallel_decoding.methods.sft.strategy import _DTYPE_NAMES
 from parallel_decoding.prompting.prompts import single_question_messages
 
 
@@ -61,7 +60,7 @@ class Branch2DStrategy(Strategy):
             return self._backend
         if self.checkpoint is not None:
             model = base.bundle.model
-            bundle = load_trained(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+            bundle = load_trained(self.checkpoint, dtype=dtype_name(model.dtype),
                                   device=str(base.bundle.device),
                                   attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             if patched_channels(bundle.model) is None:
@@ -123,7 +122,7 @@ class Branch2DStrategy(Strategy):
             backend.model, prefix, branches, mask=s.mask, align=s.align, x_stride=s.x_stride,
             tokenizer=backend.tokenizer, pad_token_id=backend.tokenizer.pad_token_id,
             max_new_tokens=settings.max_new_tokens, stop_token_ids=backend.stop_token_ids,
-            sampling=SamplingSettings(settings.do_sample, settings.temperature, settings.top_p, settings.seed),
+            sampling=settings.sampling(),
         )
         backend.record([prefix + b for b in branches], result.sequences, calls=1,
                        computed_prompt_tokens=result.stats.prefill_tokens)

@@ -15,8 +15,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.methods.crossbatch.model import IGNORE_INDEX, left_padded_positions
-from parallel_decoding.methods.sft.collator import ChatCollator, answer_ids
+from parallel_decoding.methods.crossbatch.model import left_padded_positions
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, ChatCollator, answer_ids
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ from torch import nn
 from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer
 from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
-
-IGNORE_INDEX = -100
+from parallel_decoding.methods.finetuning import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

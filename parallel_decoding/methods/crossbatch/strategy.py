@@ -25,11 +25,10 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, open_dict
 
-from parallel_decoding.models.bundle import check_saved_model_dir
+from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.decoding.sampling import SamplingSettings
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.strategies import StrategyUnavailable
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 # strategy -> the variant whose checkpoint it answers with under auto_checkpoints
 AUTO_CHECKPOINT_VARIANTS = {"finetuned": "baseline", "collab_hidden": "crossbatch", "lora_lmhead": "lora_lmhead",
                             "lora_crossbatch": "lora_crossbatch"}
-_DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
 
 
 def checkpoint_path(root: str | Path, dataset: str, model: str, variant: str) -> Path:
@@ -128,7 +126,7 @@ class CrossBatchStrategy(Strategy):
         if config.get("lora"):  # its own base model copy with the adapter merged (and the trained head)
             bundle = CrossBatchMethod.load_backbone(
                 self.checkpoint, read_method_record(self.checkpoint),
-                dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"), device=str(base.bundle.device),
+                dtype=dtype_name(model.dtype), device=str(base.bundle.device),
                 attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             self._model = CrossBatchModel(bundle.model, mixer)
             self._backend = HFBackend(bundle, base.settings)
@@ -152,8 +150,7 @@ class CrossBatchStrategy(Strategy):
         prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
         size = self.max_rows or len(prompts)
         settings = backend.settings
-        sampling = SamplingSettings(do_sample=settings.do_sample, temperature=settings.temperature,
-                                    top_p=settings.top_p, seed=settings.seed)
+        sampling = settings.sampling()
         outputs: list[list[int]] = []
         for start in range(0, len(prompts), size):  # one batch per chunk: rows mix within it
             chunk = prompts[start:start + size]

@@ -5,9 +5,9 @@ command-line runner (``run.py``), and ``method=inseq`` (``module.py``: training 
 
 from parallel_decoding.methods.inseq.decoder import (InSequenceDecoder, InSequenceSettings, NormalResult,
                                                      ParallelResult)
-from parallel_decoding.methods.inseq.module import InSequenceMethod, in_sequence_loss
+from parallel_decoding.methods.inseq.module import InSequenceMethod
 from parallel_decoding.methods.inseq.outline import Outline, OutlineConstraint, parse_outline
 from parallel_decoding.methods.inseq.training import InSequenceCollator, InSequenceExample
 
 __all__ = ["InSequenceCollator", "InSequenceDecoder", "InSequenceExample", "InSequenceMethod", "InSequenceSettings",
-           "NormalResult", "Outline", "OutlineConstraint", "ParallelResult", "in_sequence_loss", "parse_outline"]
+           "NormalResult", "Outline", "OutlineConstraint", "ParallelResult", "parse_outline"]

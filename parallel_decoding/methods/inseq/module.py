@@ -16,34 +16,15 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from parallel_decoding.decoding import SamplingSettings, additive_mask
 from parallel_decoding.methods.base import TrainableMethod
-from parallel_decoding.models.compat import kept_logits, logits_to_keep_arg
+from parallel_decoding.methods.finetuning import in_sequence_loss
 from parallel_decoding.methods.inseq.decoder import InSequenceDecoder, InSequenceSettings
 from parallel_decoding.methods.inseq.prompts import with_format_instruction
 from parallel_decoding.methods.inseq.tasks import ANSWER_LABELS, TaskExample, score_example
 from parallel_decoding.methods.inseq.training import InSequenceCollator
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, chat_prompt_ids
 from parallel_decoding.models.bundle import ModelBundle
-
-
-def in_sequence_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over the slots that have a target (their logits only go through the LM head)."""
-    targets = batch["targets"]
-    keep = targets != IGNORE_INDEX
-    n_targets = int(keep.sum())
-    if n_targets == 0:
-        raise ValueError("the batch has no target tokens")
-    device_type = batch["input_ids"].device.type
-    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else \
-        next(model.parameters()).dtype  # the mask must match the attention's compute dtype
-    mask = additive_mask(batch["allowed"].cpu(), dtype).to(batch["input_ids"].device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
-                   use_cache=False, logits_to_keep=logits_to_keep_arg(keep)).logits
-    logits = kept_logits(logits, keep)
-    return F.cross_entropy(logits.float(), targets[keep]), n_targets
+from parallel_decoding.prompting.chat import chat_prompt_ids
 
 
 class InSequenceMethod(TrainableMethod):
@@ -68,9 +49,7 @@ class InSequenceMethod(TrainableMethod):
     def predict_step(self, batch: Sequence[TaskExample | str], batch_idx: int = 0) -> list[dict[str, Any]]:
         """Three-stage in-sequence decoding of each prompt (a ``TaskExample`` is also scored)."""
         bundle = ModelBundle(self.model, self.tokenizer, self.base_model_name, self.enable_thinking)
-        gen = self.generation
-        decoder = InSequenceDecoder(self.model, self.tokenizer, bundle.stop_token_ids,
-                                    SamplingSettings(gen.do_sample, gen.temperature, gen.top_p, gen.seed),
+        decoder = InSequenceDecoder(self.model, self.tokenizer, bundle.stop_token_ids, self.generation.sampling(),
                                     self.decoding)
         outputs = []
         for item in batch:

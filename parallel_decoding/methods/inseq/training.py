@@ -18,7 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.decoding import PAD, InSequenceLayout, Slots, split_shared_prefix
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, ChatCollator, answer_ids, chat_prompt_ids
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, ChatCollator, answer_ids
+from parallel_decoding.prompting.chat import chat_prompt_ids
 from parallel_decoding.prompting.prompts import single_question_messages
 
 

@@ -34,9 +34,10 @@ from transformers import PreTrainedTokenizerBase
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.methods.sft.collator import answer_target, chat_prompt_ids
+from parallel_decoding.methods.datamodule import MethodCollator, QuestionGroupDataModule
+from parallel_decoding.methods.finetuning import answer_target
+from parallel_decoding.prompting.chat import chat_prompt_ids
 from parallel_decoding.prompting.prompts import single_question_messages
-from parallel_decoding.training.datamodule import MethodCollator, QuestionGroupDataModule
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,9 @@ from typing import Any
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.prompting.prompts import single_question_messages
-
-_DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
 
 
 def load_llada_bundle(checkpoint: str | Path, dtype: str = "float32", device: str = "cpu",
@@ -77,7 +75,7 @@ class LLaDAStrategy(Strategy):
             return base
         if self._backend is None:
             model = base.bundle.model
-            bundle = load_llada_bundle(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+            bundle = load_llada_bundle(self.checkpoint, dtype=dtype_name(model.dtype),
                                        device=str(base.bundle.device),
                                        attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             self._backend = HFBackend(bundle, base.settings)

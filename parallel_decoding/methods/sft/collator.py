@@ -9,17 +9,11 @@ tokens (never on the prompt, never on padding), aligned with ``input_ids`` (the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
-from parallel_decoding.data.schema import Question, QuestionGroup
-from parallel_decoding.prompting.prompts import single_question_messages
-from parallel_decoding.training.datamodule import MethodCollator
-from parallel_decoding.prompting.chat import chat_prompt_ids
-
-IGNORE_INDEX = -100
+from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, ChatCollator, answer_ids
 
 
 @dataclass(frozen=True)
@@ -28,36 +22,6 @@ class SFTExample:
     target_ids: tuple[int, ...]
     group_id: str
     question_id: str
-
-
-def answer_target(answer: str) -> str:
-    """The text the model is taught to write, in the format ``extract_answer`` reads first."""
-    return f"<answer>{answer.strip()}</answer>"
-
-
-def answer_ids(tokenizer: PreTrainedTokenizerBase, question: Question) -> list[int]:
-    """The ids a model is taught to write for ``question``: its first gold answer in answer tags, then EOS (SQuAD
-    lists the same span several times; one target is enough)."""
-    answer = next(a for a in question.answers if a.strip())
-    return list(tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
-
-
-class ChatCollator(MethodCollator):
-    """What every method that trains on chat prompts + tagged answers shares: tokenizer, thinking switch, length
-    cap, pad id (EOS when the tokenizer has no pad token)."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, enable_thinking: bool = False, max_length: int = 1024) -> None:
-        super().__init__()
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token to end answers with")
-        self.tokenizer = tokenizer
-        self.enable_thinking = enable_thinking
-        self.max_length = max_length
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    def prompt_ids(self, group: QuestionGroup, question: Question) -> list[int]:
-        """The ``batch`` strategy's prompt for one question, as ``evaluate`` sends it."""
-        return chat_prompt_ids(self.tokenizer, single_question_messages(group, question), self.enable_thinking)
 
 
 class SFTCollator(ChatCollator):

@@ -11,7 +11,6 @@ adapter directory (LoRA) that ``evaluate`` runs with ``strategies=[finetuned] ch
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,13 +18,13 @@ import torch.nn.functional as F
 import transformers.modeling_utils
 from torch import nn
 
-from parallel_decoding.methods.base import TrainableMethod
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, SFTCollator
+from parallel_decoding.methods.base import FinetuningMethod, enabled_lora
+from parallel_decoding.methods.finetuning import IGNORE_INDEX
+from parallel_decoding.methods.sft.collator import SFTCollator
 from parallel_decoding.models.bundle import ModelBundle
 
 # transformers >= 5 models take a boolean (batch, seq) mask as ``logits_to_keep`` and project only those positions
 _MASKED_LOGITS = hasattr(transformers.modeling_utils, "slice_logits_to_keep")
-ADAPTER_DIR = "adapter"
 
 
 def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -51,7 +50,7 @@ def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch
     return F.cross_entropy(logits.float(), targets[keep]), n_targets
 
 
-class SFTMethod(TrainableMethod):
+class SFTMethod(FinetuningMethod):
     def __init__(
         self,
         bundle: ModelBundle,
@@ -64,8 +63,7 @@ class SFTMethod(TrainableMethod):
         lora: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
     ) -> None:
-        lora = dict(lora or {})
-        self.lora_settings = lora if lora.get("enabled") else None
+        self.lora_settings = enabled_lora(lora)
         self.gradient_checkpointing = gradient_checkpointing
         self.max_length = max_length
         super().__init__(bundle, name=name, optimizer=optimizer, scheduler=scheduler, generation=generation,
@@ -74,24 +72,6 @@ class SFTMethod(TrainableMethod):
                                  "gradient_checkpointing": gradient_checkpointing})
         self._collator: SFTCollator | None = None
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
-        if self.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if self.lora_settings is None:
-            return model
-        from peft import LoraConfig, get_peft_model
-
-        if self.gradient_checkpointing:
-            model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grad inputs
-        config = LoraConfig(
-            r=int(self.lora_settings.get("r", 8)),
-            lora_alpha=int(self.lora_settings.get("alpha", 16)),
-            lora_dropout=float(self.lora_settings.get("dropout", 0.05)),
-            target_modules=list(self.lora_settings.get("target_modules") or ["q_proj", "k_proj", "v_proj", "o_proj"]),
-            task_type="CAUSAL_LM",
-        )
-        return get_peft_model(model, config)
-
     def collator(self) -> SFTCollator:
         if self._collator is None:
             self._collator = SFTCollator(self.tokenizer, self.enable_thinking, self.max_length)
@@ -99,13 +79,3 @@ class SFTMethod(TrainableMethod):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         return answer_loss(self.model, batch)
-
-    def export_extras(self, directory: Path) -> None:
-        if self.lora_settings is not None:
-            self.model.save_pretrained(directory / ADAPTER_DIR)
-
-    def export_model(self) -> nn.Module:
-        if self.lora_settings is None:
-            return self.model
-        # Merged in place: export is the module's last act, and a merged directory loads without peft.
-        return self.model.merge_and_unload()

@@ -11,11 +11,9 @@ from __future__ import annotations
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.models.bundle import check_saved_model_dir
+from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.strategies.base import GroupOutcome
 from parallel_decoding.strategies.batch import BatchStrategy
-
-_DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
 
 
 class FinetunedStrategy(BatchStrategy):
@@ -33,7 +31,7 @@ class FinetunedStrategy(BatchStrategy):
             from parallel_decoding.methods.base import load_trained
 
             model = base.bundle.model
-            bundle = load_trained(self.checkpoint, dtype=_DTYPE_NAMES.get(str(model.dtype), "float32"),
+            bundle = load_trained(self.checkpoint, dtype=dtype_name(model.dtype),
                                   device=str(base.bundle.device),
                                   attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
             self._backend = HFBackend(bundle, base.settings)

@@ -19,8 +19,9 @@ from parallel_decoding.decoding import PAD, TRUNK, additive_mask
 from parallel_decoding.methods.branch2d import (Branch2DCollator, LayoutSettings, apply_interleaved_2d_rope,
                                                 build_example)
 from parallel_decoding.methods.branch2d.data import first_question_layout, group_prompts
-from parallel_decoding.methods.inseq.module import in_sequence_loss
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, SFTCollator, answer_target, chat_prompt_ids
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, answer_target, in_sequence_loss
+from parallel_decoding.methods.sft.collator import SFTCollator
+from parallel_decoding.prompting.chat import chat_prompt_ids
 from parallel_decoding.prompting.prompts import single_question_messages
 
 HAND = QuestionGroup(

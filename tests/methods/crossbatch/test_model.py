@@ -13,8 +13,9 @@ from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.generator import crossbatch_generate, left_pad
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
-from parallel_decoding.methods.crossbatch.model import IGNORE_INDEX, CrossBatchModel, left_padded_positions
+from parallel_decoding.methods.crossbatch.model import CrossBatchModel, left_padded_positions
 from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
+from parallel_decoding.methods.finetuning import IGNORE_INDEX
 from parallel_decoding.methods.sft.collator import SFTCollator
 from parallel_decoding.methods.sft.module import answer_loss
 from tests.methods.crossbatch.test_mixing import randomise

@@ -11,10 +11,10 @@ import torch
 
 from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.decoding import TRUNK
-from parallel_decoding.methods.inseq import InSequenceCollator, InSequenceMethod, in_sequence_loss
+from parallel_decoding.methods.finetuning import IGNORE_INDEX, in_sequence_loss
+from parallel_decoding.methods.inseq import InSequenceCollator, InSequenceMethod
 from parallel_decoding.methods.inseq.tasks import generate_retrieval
 from parallel_decoding.methods.sft import SFTCollator, answer_loss
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.training.optim import build_optimizer
 from parallel_decoding.training.pipeline import run_training

@@ -13,7 +13,7 @@ from parallel_decoding.data.synthetic import load_synthetic
 from parallel_decoding.methods.llada.data import (DiffusionCollator, LLaDADataModule, PretrainSettings, SFTSettings,
                                                   conversation_turns, pack_documents)
 from parallel_decoding.methods.llada.module import random_length
-from parallel_decoding.methods.sft.collator import chat_prompt_ids
+from parallel_decoding.prompting.chat import chat_prompt_ids
 from parallel_decoding.prompting.prompts import single_question_messages
 
 

@@ -124,7 +124,7 @@ def test_a_non_group_source_needs_the_llada_data_module(tiny_causal):
     method = _method(tiny_causal, "method.mode=pretrain", "method.pretrain.source=hf")
     from types import SimpleNamespace
 
-    from parallel_decoding.training.datamodule import QuestionGroupDataModule
+    from parallel_decoding.methods.datamodule import QuestionGroupDataModule
 
     method._trainer = SimpleNamespace(datamodule=QuestionGroupDataModule.__new__(QuestionGroupDataModule))
     with pytest.raises(ConfigError, match="LLaDADataModule"):

@@ -6,7 +6,8 @@ import pytest
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.data.synthetic import load_synthetic
-from parallel_decoding.methods.sft.collator import IGNORE_INDEX, SFTCollator
+from parallel_decoding.methods.finetuning import IGNORE_INDEX
+from parallel_decoding.methods.sft.collator import SFTCollator
 from parallel_decoding.prompting.prompts import single_question_messages
 
 

@@ -1,13 +1,17 @@
-"""Question groups become training batches through a method's collator; splits are by group."""
+"""Question groups become training batches through a method's collator; splits are by group; the LR schedule's
+length comes from the data module's arithmetic, never from a loader."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.synthetic import load_synthetic
+from parallel_decoding.methods.datamodule import (EvalBatch, QuestionGroupDataModule, collate_eval,
+                                                  planned_optimizer_steps, split_groups)
 from parallel_decoding.methods.sft.collator import SFTCollator
-from parallel_decoding.training.datamodule import EvalBatch, QuestionGroupDataModule, collate_eval, split_groups
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +61,16 @@ def test_eval_batches_accept_plain_groups_when_lightning_swaps_the_sampler(group
     # overfit_batches replaces the sharded sampler by a SequentialSampler, whose keys are plain indices
     batch = collate_eval([groups[0], (groups[1], False)])
     assert batch.groups == [groups[0], groups[1]] and batch.counted == [True, False]
+
+
+def test_planned_steps_from_max_steps_or_from_epochs_without_a_loader():
+    data = SimpleNamespace(train_batches_per_epoch=lambda world_size: 10 // world_size)
+    trainer = SimpleNamespace(max_steps=50, max_epochs=-1, datamodule=data, world_size=1, overfit_batches=0,
+                              limit_train_batches=1.0, accumulate_grad_batches=1)
+    assert planned_optimizer_steps(trainer) == 50
+    trainer.max_epochs, trainer.max_steps, trainer.accumulate_grad_batches = 3, -1, 2
+    assert planned_optimizer_steps(trainer) == 15
+    trainer.world_size, trainer.max_steps = 2, 4
+    assert planned_optimizer_steps(trainer) == 4
+    trainer.limit_train_batches, trainer.max_steps = 2, -1
+    assert planned_optimizer_steps(trainer) == 3

@@ -5,11 +5,17 @@ What a group turns into is the method's business: its ``MethodCollator`` says wh
 yields (one per question for SFT, one per group for methods that decode all questions together) and how a list
 of them becomes a batch. Validation and test batches are groups (``EvalBatch``): methods answer them by
 generation, the way ``evaluate`` will.
+
+It sits in the methods layer, not in ``training/``, because methods build on it: every collator is a
+``MethodCollator``, validation steps take ``EvalBatch``es, a method may extend the data module itself
+(``methods/llada/data.LLaDADataModule``), and ``TrainableMethod.configure_optimizers`` sizes its LR schedule from it
+(``planned_optimizer_steps``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -21,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.training.sampling import ResumableDataLoader, ResumableSampler, ShardedEvalSampler
+from parallel_decoding.methods.sampling import ResumableDataLoader, ResumableSampler, ShardedEvalSampler
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +198,29 @@ class QuestionGroupDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits.test)
+
+
+def planned_optimizer_steps(trainer) -> int:
+    """Optimizer steps the fit plans to take: the length of the LR schedule.
+
+    Lightning's ``estimated_stepping_batches`` builds the train loader to count its batches, and does so inside
+    ``configure_optimizers``, before a resumed run has restored the loader's position (the early loader is then
+    kept and the run re-reads its epoch from the start). So the count comes from the data module's sampler
+    arithmetic instead; with ``max_epochs=-1`` (a ``max_steps`` budget) it is just ``max_steps``.
+    """
+    max_steps = trainer.max_steps if trainer.max_steps is not None else -1
+    if trainer.max_epochs is None or trainer.max_epochs < 0:
+        if max_steps > 0:
+            return max_steps
+        raise ConfigError(f"an LR schedule needs a length: trainer.max_steps={trainer.max_steps} and "
+                          f"trainer.max_epochs={trainer.max_epochs}; set trainer.max_steps to a positive number of "
+                          f"steps, or trainer.max_epochs=N")
+    batches = trainer.datamodule.train_batches_per_epoch(trainer.world_size)
+    limit = trainer.overfit_batches if trainer.overfit_batches else trainer.limit_train_batches
+    if isinstance(limit, int):
+        batches = min(batches, limit)
+    elif limit is not None:
+        batches = int(batches * limit)
+    per_epoch = math.ceil(max(batches, 1) / trainer.accumulate_grad_batches)
+    total = per_epoch * max(trainer.max_epochs, 1)
+    return min(total, max_steps) if max_steps > 0 else total

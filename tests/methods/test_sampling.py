@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parallel_decoding.training.sampling import ResumableDataLoader, ResumableSampler, ShardedEvalSampler
+from parallel_decoding.methods.sampling import ResumableDataLoader, ResumableSampler, ShardedEvalSampler
 
 
 def batches(loader) -> list[list[int]]:
