@@ -88,18 +88,18 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def outcome_of(example: TaskExample, result: NormalResult | ParallelResult, prompt_tokens: int,
-               stats: EfficiencyStats, label: str) -> GroupOutcome:
+def outcome_of(example_id: str, result: NormalResult | ParallelResult, prompt_tokens: int, stats: EfficiencyStats,
+               label: str, correct: bool | None) -> GroupOutcome:
     """One decode as ``evaluate`` records a strategy's group: the labelled answer as the prediction, the decoder's
-    own time as the latency, forward passes as the backend's hook counted them, the runner's figures as extras."""
-    prediction = QuestionPrediction(example.id, final_answer(result.text, label), result.text,
+    own time as the latency, forward passes as the backend's hook counted them, the runner's figures (its own
+    correctness check among them) as extras."""
+    prediction = QuestionPrediction(example_id, final_answer(result.text, label), result.text,
                                     format_valid=answered_in_format(result.text, label),
                                     answered=bool(result.text.strip()))
     stats.latency_s = result.time_s
     # the prompt is prefilled once; later prefills (the stem, the branch headers) are the model's own text
     stats.prompt_tokens = stats.dedup_prompt_tokens = stats.computed_prompt_tokens = prompt_tokens
     stats.generated_tokens = result.generated_tokens
-    correct = score_example(example, result.text, label)["correct"]
     extra: dict[str, Any] = {"mode": getattr(result, "mode", "normal"), **({} if correct is None else
                                                                           {"correct": int(correct)})}
     if isinstance(result, ParallelResult):
@@ -158,12 +158,14 @@ def run_inseq(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                              "response_tokens": normal.generated_tokens, "tokens_per_s": normal.tokens_per_s,
                              "score": score_example(example, normal.text, label)}
             if not recorder.is_done("normal", example.id):
-                recorder.write_answers("normal", example.id, asked, outcome_of(example, normal, len(ids), stats, label))
+                recorder.write_answers("normal", example.id, asked, outcome_of(
+                    example.id, normal, len(ids), stats, label, row["normal"]["score"]["correct"]))
         with backend.measure() as stats:
             parallel = decoder.parallel(ids)
         row["parallel"] = {**parallel.to_dict(), "score": score_example(example, parallel.text, label)}
         if not recorder.is_done("parallel", example.id):
-            recorder.write_answers("parallel", example.id, asked, outcome_of(example, parallel, len(ids), stats, label))
+            recorder.write_answers("parallel", example.id, asked, outcome_of(
+                example.id, parallel, len(ids), stats, label, row["parallel"]["score"]["correct"]))
         with results_path.open("a") as handle:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         rows.append(row)
