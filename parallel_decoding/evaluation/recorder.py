@@ -12,7 +12,7 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
@@ -21,12 +21,21 @@ from parallel_decoding.evaluation.intervals import add_uncertainty
 from parallel_decoding.evaluation.settings import check_resume_settings
 from parallel_decoding.metrics.efficiency import EFFICIENCY_FIELDS
 from parallel_decoding.evaluation.judge import judge_means
-from parallel_decoding.metrics.metric_sets import mean_scores, score_answer, score_row
+from parallel_decoding.metrics.metric_sets import mean_scores, question_options, score_answer, score_row
 from parallel_decoding.strategies.base import GroupOutcome
 
 PREDICTIONS_FILE = "predictions.jsonl"
 GROUPS_FILE = "groups.jsonl"
 RESULTS_FILE = "results.json"
+
+
+class Asked(NamedTuple):
+    """What one prediction row answers: the question's id and text, its golds and (multiple choice) options."""
+
+    id: str
+    text: str
+    golds: tuple[str, ...]
+    options: dict[str, str] | None = None
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -149,27 +158,33 @@ class RunRecorder:
         """Rows keep what rescoring needs: metric set, language, multiple-choice options, judge scores
         (``judge: null`` = the judge failed on that answer; no ``judge`` key = judge off)."""
         questions = {q.id: q for q in group.questions}
+        asked = [Asked(q.id, q.text, tuple(q.answers), question_options(self.metric_set, q))
+                 for q in (questions[p.question_id] for p in outcome.predictions)]
+        self.write_answers(strategy, group.id, asked, outcome, judgements)
+
+    def write_answers(self, strategy: str, group_id: str, asked: list[Asked], outcome: GroupOutcome,
+                      judgements: dict[str, Any] | None = None) -> None:
+        """The rows of one finished group, ``asked[i]`` being what ``outcome.predictions[i]`` answers: for runners
+        whose prompts are not a dataset's ``QuestionGroup`` (the inseq runner; golds may be empty when unscored)."""
         rows = []
-        for p in outcome.predictions:
-            q = questions[p.question_id]
-            options = q.metadata.get("options") if self.metric_set == "multiple_choice" else None
-            scores = score_answer(self.metric_set, p.prediction, list(q.answers), p.format_valid,
-                                  language=self.language, options=options)
+        for p, q in zip(outcome.predictions, asked, strict=True):
+            scores = score_answer(self.metric_set, p.prediction, list(q.golds), p.format_valid,
+                                  language=self.language, options=q.options)
             row = {
-                "strategy": strategy, "group_id": group.id, "question_id": q.id, "question": q.text,
-                "prediction": p.prediction, "gold": list(q.answers), "raw_output": p.raw_output,
+                "strategy": strategy, "group_id": group_id, "question_id": q.id, "question": q.text,
+                "prediction": p.prediction, "gold": list(q.golds), "raw_output": p.raw_output,
                 "format_valid": p.format_valid, "answered": p.answered, "metric_set": self.metric_set,
                 **({"language": self.language} if self.language != "en" else {}),
-                **({"options": options} if options else {}), **scores,
+                **({"options": q.options} if q.options else {}), **scores,
             }
             if judgements is not None:
                 row["judge"] = judgements.get(q.id)
             rows.append(row)
         _append(self.predictions_path, rows)
-        _append(self.groups_path, [{"strategy": strategy, "group_id": group.id, "n_questions": len(rows),
+        _append(self.groups_path, [{"strategy": strategy, "group_id": group_id, "n_questions": len(rows),
                                     **({"backend": self.backend} if self.backend else {}),
                                     "efficiency": outcome.efficiency.to_dict(), "extra": outcome.extra}])
-        self.finished.add((strategy, group.id))
+        self.finished.add((strategy, group_id))
 
     def results(self, skipped: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         results = {

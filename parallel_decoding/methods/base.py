@@ -7,14 +7,16 @@ A method is one folder (``parallel_decoding/methods/<name>/``) plus ``conf/metho
   (the data module calls it; the split by group and the exact-resume sampling are shared);
 - ``training_loss(batch)`` -> ``(loss, n_targets)``: its objective on one batch;
 - ``eval_strategy`` (config): the name of the ``conf/strategy`` strategy that answers with this method's
-  weights. Validation and test run exactly that strategy on the current weights, so ``val/em`` and
-  ``val/f1`` are the numbers ``evaluate`` reports for the saved model;
+  weights. Validation and test run exactly that strategy on the current weights and score its answers with the
+  dataset's metric set (``score_with``; ``metrics/metric_sets.py``), so ``val/<metric>`` (``val/em``,
+  ``val/f1`` for ``qa``; ``val/accuracy`` for ``multiple_choice``; ...) are the numbers ``evaluate`` reports
+  for the saved model;
 - optionally ``prepare_model(model)`` (wrap or patch the loaded model, e.g. LoRA), ``export_model()`` /
   ``export_extras(directory)`` (what ``save_pretrained`` writes), and ``load_exported(directory, ...)``
   (how ``evaluate`` loads it back; the default reads a plain HF directory).
 
-Shared here: optimizer and scheduler from ``_partial_`` configs, EM/F1 metrics synced across ranks, RNG state
-in checkpoints (exact resume with dropout), frozen weights left out of checkpoints, and ``export`` (an HF
+Shared here: optimizer and scheduler from ``_partial_`` configs, the metric set's means synced across ranks, RNG
+state in checkpoints (exact resume with dropout), frozen weights left out of checkpoints, and ``export`` (an HF
 directory plus ``method.yaml``). ``load_trained(directory)`` reads ``method.yaml`` and dispatches to the
 method's ``load_exported``: that is how the ``finetuned`` strategy (and later methods' strategies) load weights.
 
@@ -39,10 +41,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from parallel_decoding.backends.base import GenerationSettings
-
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.methods.datamodule import EvalBatch, MethodCollator, planned_optimizer_steps
-from parallel_decoding.metrics.qa import score_prediction
+from parallel_decoding.metrics.metric_sets import METRIC_NAMES, check_metric_set, primary_metric_name, score_question
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.models.pretrained import load_pretrained
 from parallel_decoding.strategies import Strategy, strategy_config
@@ -76,8 +77,7 @@ class TrainableMethod(L.LightningModule, ABC):
         self.generation = GenerationSettings(**(generation or {}))
         self.eval_strategy_name = eval_strategy
         self.method_config = dict(config or {})  # recorded in method.yaml
-        self.metrics = nn.ModuleDict({f"{stage}_{key}": MeanMetric() for stage in ("val", "test")
-                                      for key in ("em", "f1", "loss")})
+        self.score_with("qa")  # the training pipeline sets the dataset's metric set
         self.train_batches = 0  # this rank's count of training batches
         self.rank_train_batches: list[int] = []  # every rank's count, gathered when training ends
         self._backend: HFBackend | None = None
@@ -132,6 +132,15 @@ class TrainableMethod(L.LightningModule, ABC):
             self._strategy = instantiate(strategy_config(self.eval_strategy_name), name=self.eval_strategy_name)
         return self._backend
 
+    def score_with(self, metric_set: str, language: str = "en") -> None:
+        """Score validation and test answers with ``metric_set`` (the dataset's ``dataset.metrics``), exactly as
+        ``evaluate``'s recorder scores them: ``val/<metric>`` for every metric of the set, plus ``val/loss``."""
+        check_metric_set(metric_set, language)
+        self.metric_set, self.language = metric_set, language
+        self.metric_names = METRIC_NAMES[metric_set]
+        self.metrics = nn.ModuleDict({f"{stage}_{key}": MeanMetric() for stage in ("val", "test")
+                                      for key in (*self.metric_names, "loss")})
+
     def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
@@ -145,19 +154,20 @@ class TrainableMethod(L.LightningModule, ABC):
             outcome = self._strategy.run(group, backend)  # padding groups too: generation may be collective
             if not counted:
                 continue
-            golds = {q.id: list(q.answers) for q in group.questions}
+            questions = {q.id: q for q in group.questions}
             for prediction in outcome.predictions:
-                scores = score_prediction(prediction.prediction, golds[prediction.question_id],
-                                          prediction.format_valid)
-                self.metrics[f"{stage}_em"].update(scores.em)
-                self.metrics[f"{stage}_f1"].update(scores.f1)
+                scores = score_question(self.metric_set, questions[prediction.question_id], prediction.prediction,
+                                        prediction.format_valid, language=self.language)
+                for key in self.metric_names:
+                    self.metrics[f"{stage}_{key}"].update(scores[key])
             examples = collator.examples(group)
             if examples:
                 loss, n_targets = self.training_loss(self._to_device(collator(examples)))
                 self.metrics[f"{stage}_loss"].update(loss.detach().float(), weight=n_targets)
-        for key in ("em", "f1", "loss"):
+        shown = {"em", primary_metric_name(self.metric_set)}  # the progress bar keeps to the headline figures
+        for key in (*self.metric_names, "loss"):
             self.log(f"{stage}/{key}", self.metrics[f"{stage}_{key}"], on_step=False, on_epoch=True,
-                     prog_bar=key != "loss")
+                     prog_bar=key in shown)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -1,9 +1,18 @@
 """Metrics for question answering outputs: short answers (qa), multiple choice, DROP, long answers
-(generation), chosen per dataset by its metric set; the LLM judge on top; efficiency accounting."""
+(generation), chosen per dataset by its metric set; efficiency accounting. The LLM judge, which calls a backend,
+is ``evaluation/judge.py``."""
 
 from parallel_decoding.metrics.drop import drop_em_f1, drop_scores, normalize_drop_answer
 from parallel_decoding.metrics.generation import bleu4, generation_scores, rouge
-from parallel_decoding.metrics.metric_sets import METRIC_NAMES, check_metric_set, mean_scores, score_answer, score_row
+from parallel_decoding.metrics.metric_sets import (
+    METRIC_NAMES,
+    check_metric_set,
+    mean_scores,
+    primary_metric_name,
+    score_answer,
+    score_question,
+    score_row,
+)
 from parallel_decoding.metrics.multiple_choice import choice_scores, extract_choice
 from parallel_decoding.metrics.qa import (
     QAScores,
@@ -15,18 +24,6 @@ from parallel_decoding.metrics.qa import (
     score_prediction,
     strict,
 )
-
-_JUDGE_NAMES = ("JUDGE_DIMENSIONS", "LLMJudge", "build_judge", "judge_means", "parse_judgement")
-
-
-def __getattr__(name: str):
-    # The judge needs the HTTP client in backends/, which itself imports metrics: load it on first use only.
-    if name in _JUDGE_NAMES:
-        from parallel_decoding.metrics import judge
-
-        return getattr(judge, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "METRIC_NAMES",
@@ -45,10 +42,11 @@ __all__ = [
     "mean_scores",
     "normalize_answer",
     "normalize_drop_answer",
+    "primary_metric_name",
     "rouge",
     "score_answer",
     "score_prediction",
+    "score_question",
     "score_row",
     "strict",
-    *_JUDGE_NAMES,
 ]

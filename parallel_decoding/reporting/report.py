@@ -4,9 +4,10 @@
 - ``report.md``: the settings x strategies table (metrics with their 95% intervals over groups, or mean ± sd
   across seeds when a seed was swept), each strategy minus the reference (paired, with p-values), and the
   accuracy under parallelism per strategy (``reporting/uncertainty.py``);
-- ``em_vs_latency.png``: EM against latency per question for every job and strategy, with error bars (95%
+- ``em_vs_latency.png``: accuracy against latency per question for every job and strategy, with error bars (95%
   interval, or sd across seeds) and the Pareto front (the settings no other setting beats on both accuracy and
-  latency);
+  latency); accuracy is the runs' metric set's: EM (``qa``, ``drop``), else accuracy (``multiple_choice``), else
+  ROUGE-L (``generation``), the metric AUP uses (``reporting/uncertainty.py``, ``accuracy_key``);
 - ``scaling.png``: latency and prompt tokens (raw and deduplicated) per question against the swept group size.
 
 A sweep over backends (``-m backend=hf,vllm``) gets one table row per setting and backend, the deployed
@@ -29,6 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from parallel_decoding.reporting.collect import COST_KEYS, METRIC_KEYS, SweepRecords, collect_sweep  # noqa: E402
 from parallel_decoding.reporting.uncertainty import (  # noqa: E402
+    LABELS,
+    accuracy_key,
     aggregate_seeds,
     aup_markdown,
     aup_rows,
@@ -152,7 +155,7 @@ def _seed_view(sweep: SweepRecords) -> SweepRecords:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not dominated by another (lower-or-equal latency and higher-or-equal EM, one strictly)."""
+    """Points not dominated by another (lower-or-equal latency and higher-or-equal accuracy, one strictly)."""
     front, best_em = [], float("-inf")
     for latency, em in sorted(points, key=lambda p: (p[0], -p[1])):
         if em > best_em:
@@ -165,16 +168,17 @@ def _plot_accuracy_vs_latency(sweep: SweepRecords, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     points = []
     backends = list(dict.fromkeys(b for _, b, _ in _series(sweep)))
+    key = accuracy_key(sweep.records) or "em"  # none: an unscored run, plotted empty
     for strategy, backend, label in _series(sweep):
-        rows = _complete(_rows(sweep, strategy, backend), "latency_s_per_question", "em")
-        xs, ys = [r["latency_s_per_question"] for r in rows], [r["em"] for r in rows]
+        rows = _complete(_rows(sweep, strategy, backend), "latency_s_per_question", key)
+        xs, ys = [r["latency_s_per_question"] for r in rows], [r[key] for r in rows]
         points.extend(zip(xs, ys))
-        ax.errorbar(xs, ys, yerr=error_bars(rows, "em"), fmt=MARKERS[backends.index(backend) % len(MARKERS)], ms=6,
+        ax.errorbar(xs, ys, yerr=error_bars(rows, key), fmt=MARKERS[backends.index(backend) % len(MARKERS)], ms=6,
                     capsize=3, label=label)
     front = pareto_front(points)
     ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, label="Pareto front")
     ax.set_xlabel("latency per question (s)")
-    ax.set_ylabel("EM (bars: 95% interval over groups, or sd across seeds)")
+    ax.set_ylabel(f"{LABELS.get(key, key)} (bars: 95% interval over groups, or sd across seeds)")
     ax.set_title("Accuracy vs latency")
     ax.legend()
     fig.tight_layout()

@@ -1,9 +1,11 @@
 """``train``'s body: config in, fitted + tested + exported model and ``results.json`` out.
 
-Order: seed; question groups; model (``model.loader``); method (``method``, a ``TrainableMethod``); data module
-(groups -> the method's collator); callbacks; loggers; trainer. Then validate the untouched model (the "before"
-numbers), fit (resuming from ``ckpt_path`` when given), test with the best checkpoint, export the model as an HF
-directory and write ``results.json``. Rank 0 alone writes files; Lightning's checkpoints are rank 0's too.
+Order: seed; question groups; model (``model.loader``); method (``method``, a ``TrainableMethod``, scoring with the
+dataset's metric set); data module (groups -> the method's collator); callbacks (the best checkpoint by
+``optimized_metric``, by default the set's primary metric: ``checkpoint_monitor``); loggers; trainer. Then
+validate the untouched model (the "before" numbers), fit (resuming from ``ckpt_path`` when given), test with the
+best checkpoint, export the model as an HF directory and write ``results.json``. Rank 0 alone writes files;
+Lightning's checkpoints are rank 0's too.
 """
 
 from __future__ import annotations
@@ -19,18 +21,24 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from parallel_decoding.backends.base import checked_generation
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.base import TrainableMethod
 from parallel_decoding.methods.datamodule import QuestionGroupDataModule
+from parallel_decoding.metrics.metric_sets import METRIC_NAMES, check_metric_set, primary_metric_name
 from parallel_decoding.training.callbacks import ResumeRecord
 from parallel_decoding.utils.loggers import instantiate_loggers, log_hyperparameters, log_model_artifact
 from parallel_decoding.utils.manifest import write_manifest
-from parallel_decoding.utils.runtime import (ddp_relaunch_as_job, is_ddp_child, plain_config, save_config_tree,
-                                                write_results)
+from parallel_decoding.utils.runtime import (
+    ddp_relaunch_as_job,
+    is_ddp_child,
+    plain_config,
+    save_config_tree,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,24 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
     return callbacks
 
 
+def checkpoint_monitor(optimized_metric: str | None, metric_set: str, dataset: str) -> str | None:
+    """What the best checkpoint is chosen by (and a sweep optimises): ``optimized_metric``, or when it is null
+    ``val/<primary metric>`` of the dataset's metric set: ``val/f1`` for ``qa`` and ``drop``, ``val/accuracy`` for
+    ``multiple_choice``, ``val/rougeL`` for ``generation``. A ``val/<metric>`` of another set is refused now: it is
+    never logged, and Lightning would fail at the first validation (``val/f1`` on ``cmb_exam``)."""
+    if optimized_metric in (None, "", "null"):
+        primary = primary_metric_name(metric_set)
+        return f"val/{primary}" if primary else None
+    stage, _, name = str(optimized_metric).partition("/")
+    scored = {n for names in METRIC_NAMES.values() for n in names}
+    if stage in ("val", "test") and name in scored and name not in METRIC_NAMES[metric_set]:
+        logged = ", ".join(f"val/{n}" for n in METRIC_NAMES[metric_set]) or "none"
+        raise ConfigError(f"optimized_metric={optimized_metric} is never logged: dataset {dataset} is scored with "
+                          f"the {metric_set} metric set ({logged}); pick one of those, or optimized_metric=null "
+                          f"for its primary metric")
+    return str(optimized_metric)
+
+
 def _metrics(values: dict[str, Any], prefix: str | None = None) -> dict[str, float]:
     out = {}
     for key, value in values.items():
@@ -118,6 +144,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     checkpoint_dir = Path(cfg.checkpoint_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
+    metric_set, language = cfg.dataset.get("metrics", "qa"), cfg.dataset.get("language", "en")
+    check_metric_set(metric_set, language)
+    with open_dict(cfg):  # resolved once, so the callbacks, the saved config and results.json agree
+        cfg.optimized_metric = checkpoint_monitor(cfg.get("optimized_metric"), metric_set, cfg.dataset.name)
     save_config_tree(cfg, output_dir, print_tree=cfg.get("print_config", True))
     if rank_zero_only.rank == 0 and not is_ddp_child():  # python -m parallel_decoding.reproduce <run dir>
         write_manifest(output_dir, "parallel_decoding.train", resume=cfg.get("ckpt_path") not in (None, "", "null"))
@@ -130,6 +160,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     bundle = instantiate(cfg.model.loader)
     log.info("Instantiating method <%s>", cfg.method._target_)
     method: TrainableMethod = instantiate(cfg.method, _partial_=True, _convert_="all")(bundle=bundle)
+    method.score_with(metric_set, language)  # validation and test score as evaluate does on this dataset
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
     datamodule: QuestionGroupDataModule = instantiate(cfg.data, _partial_=True)(groups=loaded.groups,
                                                                                 collator=method.collator())

@@ -4,7 +4,15 @@ import pytest
 
 from parallel_decoding.config import ConfigError
 from parallel_decoding.evaluation.recorder import summarize
-from parallel_decoding.metrics.metric_sets import check_metric_set, primary_metric, score_answer
+from parallel_decoding.data.schema import Question
+from parallel_decoding.metrics.metric_sets import (
+    METRIC_NAMES,
+    check_metric_set,
+    primary_metric,
+    primary_metric_name,
+    score_answer,
+    score_question,
+)
 
 
 def test_each_set_scores_its_own_metrics():
@@ -47,3 +55,16 @@ def test_summarize_uses_the_rows_metric_set_and_judge_scores():
     assert gen["metrics"]["judge_mean"] == 3.5 and gen["judge_failures"] == 1
     assert summary["old"]["metrics"] == {"em": 1.0, "f1": 1.0, "lenient": 1.0, "strict": 1.0}
     assert "judge_failures" not in summary["mc"]
+
+
+def test_every_set_names_its_primary_metric_and_unscored_scores_nothing():
+    assert {s: primary_metric_name(s) for s in METRIC_NAMES} == {
+        "qa": "f1", "multiple_choice": "accuracy", "drop": "f1", "generation": "rougeL", "unscored": None}
+    assert score_answer("unscored", "a plan", [], True) == {}
+    assert summarize([_row("plan", "a plan", [], metric_set="unscored")], [_group("plan")])["plan"]["metrics"] == {}
+
+
+def test_a_question_is_scored_with_its_options_under_multiple_choice_only():
+    question = Question("q", "Which?", ("B",), context_index=None, metadata={"options": {"A": "Paris", "B": "Rome"}})
+    assert score_question("multiple_choice", question, "Rome", True) == {"accuracy": 1.0, "strict": 1.0}
+    assert score_question("qa", question, "B", False) == {"em": 1.0, "f1": 1.0, "lenient": 1.0, "strict": 0.0}

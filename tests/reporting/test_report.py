@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from parallel_decoding.reporting.collect import collect_sweep
+from parallel_decoding.reporting import report
+from parallel_decoding.reporting.collect import SweepRecords, collect_sweep
 from parallel_decoding.reporting.report import pareto_front
 from tests.helpers import run_module
 
@@ -66,6 +67,17 @@ def test_cli_on_a_dir_without_results_is_a_clear_error(tmp_path):
 def test_pareto_front_keeps_only_undominated_points():
     points = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.7), (0.5, 0.1), (4.0, 0.9)]
     assert pareto_front(points) == [(0.5, 0.1), (1.0, 0.5), (2.0, 0.7), (4.0, 0.9)]
+
+
+def test_accuracy_plot_uses_the_runs_metric_set(tmp_path, monkeypatch):
+    """A multiple-choice sweep has no EM: its accuracy is plotted against latency (EM for qa runs, as before)."""
+    plotted = []
+    monkeypatch.setattr(report, "pareto_front", lambda points: plotted.append(points) or [])
+    for key in ("accuracy", "em"):
+        records = [{"job": str(i), "strategy": "batch", "backend": "hf", key: value, "latency_s_per_question": i + 1.0}
+                   for i, value in enumerate((0.25, 0.75))]
+        report._plot_accuracy_vs_latency(SweepRecords(records=records, swept=[]), tmp_path / f"{key}.png")
+        assert plotted.pop() == [(1.0, 0.25), (2.0, 0.75)] and (tmp_path / f"{key}.png").is_file()
 
 
 def test_group_size_sweep_experiment_sweeps_sizes_one_to_five():

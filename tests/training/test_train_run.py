@@ -9,13 +9,14 @@ import json
 import lightning.pytorch as L
 import pytest
 
-from parallel_decoding.config import available_options
+from parallel_decoding.config import ConfigError, available_options
 from parallel_decoding.evaluation.runner import run_evaluation
 from parallel_decoding.methods import read_method_record
 from parallel_decoding.training import pipeline
-from parallel_decoding.training.pipeline import run_training
+from parallel_decoding.training.pipeline import checkpoint_monitor, run_training
+from tests.data.dataset_fixtures import write_fixture
 from tests.helpers import compose_config
-from tests.training.runs import checkpoint_weights, max_weight_difference, train, train_config
+from tests.training.runs import TINY, checkpoint_weights, max_weight_difference, train, train_config
 
 
 @pytest.mark.parametrize("method", available_options("method"))
@@ -75,6 +76,28 @@ def test_evaluate_runs_the_finetuned_strategy_on_the_export(short_run, tmp_path)
     assert results["skipped"]["strategy_failures"] == {}
     finetuned = results["strategies"]["finetuned"]
     assert finetuned["n_groups"] == 2 and finetuned["efficiency"]["generated_tokens"] > 0
+
+
+def test_checkpoint_monitor_follows_the_datasets_metric_set():
+    assert checkpoint_monitor(None, "qa", "squad") == "val/f1"
+    assert checkpoint_monitor(None, "multiple_choice", "cmb_exam") == "val/accuracy"
+    assert checkpoint_monitor(None, "generation", "cmb_clin") == "val/rougeL"
+    assert checkpoint_monitor("val/loss", "multiple_choice", "cmb_exam") == "val/loss"  # not a metric-set name
+    with pytest.raises(ConfigError, match="val/accuracy, val/strict"):
+        checkpoint_monitor("val/f1", "multiple_choice", "cmb_exam")  # never logged: would fail mid-training
+
+
+def test_multiple_choice_validation_scores_and_selects_by_accuracy(tmp_path):
+    """Validation scores with the dataset's metric set, as evaluate does: a cmb_exam checkpoint is chosen by
+    answer-letter accuracy, not by token F1."""
+    cfg = compose_config("train", [TINY[0], "dataset=cmb_exam", f"dataset.path={write_fixture('cmb_exam', tmp_path)}",
+                                   "dataset.min_questions=1", *TINY[3:], "trainer.max_steps=1", "data.test_groups=0",
+                                   "export=false"], output_dir=tmp_path)
+    results = run_training(cfg)
+    assert results["optimized_metric"] == "val/accuracy" and results["best"]["monitor"] == "val/accuracy"
+    for key in ("val_before", "val_after"):
+        assert set(results[key]) == {"val/accuracy", "val/strict", "val/loss"}
+    assert results["metric"] == results["val_after"]["val/accuracy"]
 
 
 class Interrupt(Exception):

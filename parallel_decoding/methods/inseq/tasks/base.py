@@ -51,9 +51,18 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def _labelled(text: str, label: str) -> list[re.Match]:
+    return list(re.finditer(rf"{re.escape(label)}\s*:\s*(.+)", text, flags=re.IGNORECASE))
+
+
+def answered_in_format(text: str, label: str) -> bool:
+    """Whether the response gave its answer after ``label:``, as the format instruction asks (strict metric)."""
+    return bool(_labelled(text, label))
+
+
 def final_answer(text: str, label: str) -> str:
     """The text after the last ``label:`` (e.g. ``name:``/``Answer:``), else the last non-empty line."""
-    matches = list(re.finditer(rf"{re.escape(label)}\s*:\s*(.+)", text, flags=re.IGNORECASE))
+    matches = _labelled(text, label)
     if matches:
         return matches[-1].group(1).strip().strip("{}").strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
