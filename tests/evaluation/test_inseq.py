@@ -12,7 +12,7 @@ from parallel_decoding.config import ConfigError, available_options
 from parallel_decoding.evaluation.recorder import PREDICTIONS_FILE, read_jsonl
 from parallel_decoding.evaluation.recorder import RESULTS_FILE as EVALUATE_RESULTS
 from parallel_decoding.evaluation.settings import SETTINGS_FILE
-from parallel_decoding.methods.inseq.run import RESULTS_FILE, SUMMARY_FILE, run_inseq
+from parallel_decoding.evaluation.inseq import RESULTS_FILE, SUMMARY_FILE, run_inseq
 from parallel_decoding.reporting.collect import collect_sweep
 from parallel_decoding.reporting.report import write_report
 from parallel_decoding.utils.cli import find_user_error
@@ -95,7 +95,7 @@ def test_run_writes_what_evaluate_writes_and_the_report_reads_it(task, tmp_path)
 
 @pytest.mark.slow  # the CLI in a subprocess (~17 s); test_run_writes_rows_and_summary_and_resumes runs the same code in process
 def test_cli_runs_as_a_user_runs_it(tmp_path):
-    proc = run_module("parallel_decoding.methods.inseq.run", *TINY, "inseq_task=multidoc_qa",
+    proc = run_module("parallel_decoding.inseq", *TINY, "inseq_task=multidoc_qa",
                       "compare_normal=false", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / SUMMARY_FILE).read_text())

@@ -1,10 +1,5 @@
-"""Run in-sequence parallel decoding on one task and compare it with normal decoding of the same prompt.
-
-    python -m parallel_decoding.methods.inseq.run inseq_task=retrieval model=smollm2_135m
-    python -m parallel_decoding.methods.inseq.run inseq_task=multidoc_qa inseq_task.loader.count=10
-    python -m parallel_decoding.methods.inseq.run inseq_task=planning inseq.force_outline=true
-    python -m parallel_decoding.methods.inseq.run inseq_task=retrieval \
-        inseq_task.loader.path=<dir>/logic_gpa_resume_10.jsonl
+"""In-sequence parallel decoding on one task, compared with normal decoding of the same prompt (the body of
+``python -m parallel_decoding.inseq``).
 
 Writes ``results.jsonl`` (one row per example, written as it finishes; ``resume=true`` skips finished ones) and
 ``summary.json`` (correctness where gold exists, end-to-end time and tokens/s for both modes, stage-2 tokens/s,
@@ -25,14 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.backends.hf import HFBackend
-from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.config import ConfigError
 from parallel_decoding.decoding import SamplingSettings
 from parallel_decoding.evaluation.recorder import Asked, RunRecorder
 from parallel_decoding.evaluation.settings import answer_settings
@@ -48,14 +41,13 @@ from parallel_decoding.methods.inseq.tasks import (
 from parallel_decoding.metrics.efficiency import EfficiencyStats
 from parallel_decoding.metrics.metric_sets import check_metric_set
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction
-from parallel_decoding.utils.cli import exit_on_user_error
 from parallel_decoding.utils.manifest import write_manifest
 from parallel_decoding.utils.secrets import redact
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
-ENTRY_POINT = "parallel_decoding.methods.inseq.run"
+ENTRY_POINT = "parallel_decoding.inseq"  # the command line this run's manifest reruns
 # What this runner's resume may change (more examples; the baseline on or off): answers already written stay valid.
 RESUMABLE_SETTINGS = ("inseq_task.loader.count", "compare_normal")
 
@@ -184,17 +176,3 @@ def run_inseq(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                "config": config, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="inseq")
-def main(cfg: DictConfig) -> float | None:
-    with exit_on_user_error(log):
-        summary = run_inseq(cfg, HydraConfig.get().runtime.output_dir)
-    figures = {k: summary.get(k) for k in ("examples", "normal", "parallel", "speedup_end_to_end")}
-    print(json.dumps(figures, indent=2))
-    accuracy = (summary.get("parallel") or {}).get("accuracy")
-    return accuracy
-
-
-if __name__ == "__main__":
-    main()
