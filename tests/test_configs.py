@@ -4,10 +4,11 @@ test_configs idea): a YAML that no code consumes correctly fails here, not in a 
 from __future__ import annotations
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from parallel_decoding.config import available_options
+from parallel_decoding.config import available_options, checkpoint_keys
 from parallel_decoding.strategies import Strategy, strategy_config
 from tests.helpers import compose_config
 
@@ -39,3 +40,13 @@ def test_hub_models_keep_their_ids(tmp_path):
 def test_hardware_sets_model_dtype_and_device(tmp_path):
     cfg = compose_config("evaluate", ["hardware=gpu", "model=tiny_qwen3"], output_dir=tmp_path)
     assert (cfg.model.loader.device, cfg.model.loader.dtype) == ("cuda", "bfloat16")
+
+
+def test_checkpoints_has_a_key_per_strategy_yaml_that_reads_one_and_refuses_a_misspelt_one(tmp_path):
+    """evaluate.yaml lists no strategy: its keys come from conf/strategy/, so a new strategy adds its own."""
+    cfg = compose_config("evaluate", ["checkpoints.finetuned=/x"], output_dir=tmp_path)
+    assert set(cfg.checkpoints) == set(checkpoint_keys()) >= {"finetuned", "collab_hidden", "llada", "branch2d"}
+    assert cfg.checkpoints.finetuned == "/x" and cfg.checkpoints.llada is None
+    assert all(f"checkpoints.{name}" in OmegaConf.to_yaml(strategy_config(name)) for name in checkpoint_keys())
+    with pytest.raises(ConfigCompositionException, match="checkpoints.finetunde"):
+        compose_config("evaluate", ["checkpoints.finetunde=/x"])

@@ -6,24 +6,22 @@ against the run's config and the results record exactly what ran.
 
 A strategy that cannot run in this configuration (e.g. ``auto_checkpoints=true`` found no checkpoint for it)
 raises ``StrategyUnavailable`` from its constructor or its optional ``check()``; given a ``skipped`` dict,
-``build_strategies`` leaves it out and records the notice there instead of failing the run.
+``build_strategies`` leaves it out and records the notice there instead of failing the run. A checkpoint a strategy
+found itself (``Strategy.found_checkpoint``) is recorded in ``checkpoints.<name>``, so the results say what ran.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from parallel_decoding.config import CONFIG_DIR, ConfigError, available_options
-from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy
+from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, StrategyUnavailable
 
 log = logging.getLogger(__name__)
-
-
-class StrategyUnavailable(ConfigError):
-    """This strategy cannot run here (its checkpoint is missing, ...): skipped with this notice."""
 
 
 def _unavailable(err: BaseException | None) -> StrategyUnavailable | None:
@@ -32,6 +30,14 @@ def _unavailable(err: BaseException | None) -> StrategyUnavailable | None:
             return err
         err = err.__cause__
     return None
+
+
+def _record_checkpoint(cfg: DictConfig, name: str, path: Path) -> None:
+    with open_dict(cfg):
+        if cfg.get("checkpoints") is None:
+            cfg.checkpoints = {}
+        cfg.checkpoints[name] = str(path)
+    log.info("strategy %s uses the checkpoint found at %s", name, path)
 
 
 def strategy_config(name: str) -> DictConfig:
@@ -55,20 +61,20 @@ def build_strategies(cfg: DictConfig, skipped: dict[str, str] | None = None) -> 
     strategies = []
     for name in names:
         try:
-            if cfg.get("auto_checkpoints"):
-                from parallel_decoding.methods.crossbatch.strategy import fill_auto_checkpoint
-
-                fill_auto_checkpoint(cfg, name)
             strategy = instantiate(cfg.strategy[name], name=name)
             if callable(getattr(strategy, "check", None)):
                 strategy.check()
         except Exception as err:
             unavailable = _unavailable(err)
-            if unavailable is None or skipped is None:
+            if unavailable is None:
                 raise
+            if skipped is None:
+                raise unavailable from None  # the notice itself, not instantiate's wrapping of it
             log.warning("%s", unavailable)
             skipped[name] = str(unavailable)
             continue
+        if strategy.found_checkpoint is not None:
+            _record_checkpoint(cfg, name, strategy.found_checkpoint)
         strategies.append(strategy)
     return strategies
 

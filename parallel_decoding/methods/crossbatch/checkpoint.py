@@ -10,6 +10,10 @@ A checkpoint directory (``${paths.checkpoint_dir}/<dataset>/<model>_<variant>/``
 - ``config.json`` (the base model's config, head untied), tokenizer files, and ``method.yaml`` (how
   ``load_trained`` / the ``finetuned`` strategy load it: the base model, then these weights).
 
+Which evaluate strategy answers with a variant's checkpoint is written once, in ``conf/strategy/``: a strategy
+answers with the variant its ``published: ${published:crossbatch,<variant>}`` names (the one ``auto_checkpoints``
+looks up) and with those its ``variants`` lists; ``eval_strategy_for`` reads it back for training's validation.
+
 The base model's weights are not copied. Loading checks that the base model is the one trained on (name, hidden
 and vocabulary size, embedding fingerprint) and that the mixer config is the one expected: a mismatch raises
 ``ConfigError`` instead of loading weights into the wrong shapes.
@@ -17,6 +21,7 @@ and vocabulary size, embedding fingerprint) and that the mixer config is the one
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -26,10 +31,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from parallel_decoding.config import ConfigError
+from parallel_decoding.config import ConfigError, available_options
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, untie_lm_head
 from parallel_decoding.models.disk_cache import replace_directory
+from parallel_decoding.strategies import strategy_config
 
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "crossbatch.json"
@@ -37,6 +43,30 @@ MIXER_FILE = "mixer.safetensors"
 HEAD_FILE = "lm_head.safetensors"
 ADAPTER_DIR = "adapter"
 _FINGERPRINT_VALUES = 8
+
+
+@functools.cache
+def eval_strategies() -> dict[str, str]:
+    """variant -> the strategy answering with its checkpoint, from the strategy YAMLs whose ``published`` is a
+    cross-batch variant (``freeze_base`` is only in ``collab_hidden``'s ``variants``: nothing looks it up)."""
+    table: dict[str, str] = {}
+    for name in available_options("strategy"):
+        node = strategy_config(name)
+        published = node.get("published")
+        if published is not None and published["method"] == "crossbatch":
+            for variant in node.get("variants") or [published["variant"]]:
+                table.setdefault(variant, name)
+    return table
+
+
+def eval_strategy_for(variant: str) -> str:
+    """The evaluate strategy that answers with ``variant``'s checkpoint (``collab_hidden`` for ``crossbatch``)."""
+    get_variant(variant)
+    strategies = eval_strategies()
+    if variant not in strategies:
+        raise ConfigError(f"no conf/strategy/*.yaml answers with cross-batch variant {variant!r} (its `published` "
+                          f"or `variants`)")
+    return strategies[variant]
 
 
 def fingerprint(model: nn.Module) -> list[float]:

@@ -34,8 +34,8 @@ from torch import nn
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.base import METHOD_FILE, TrainableMethod
-from parallel_decoding.methods.crossbatch.checkpoint import apply_checkpoint, publish, read_checkpoint_config, \
-    save_checkpoint
+from parallel_decoding.methods.crossbatch.checkpoint import apply_checkpoint, eval_strategy_for, publish, \
+    read_checkpoint_config, save_checkpoint
 from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, lora_config, \
@@ -44,11 +44,6 @@ from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
 from parallel_decoding.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
-
-# The evaluate strategy that answers with each variant's checkpoint.
-EVAL_STRATEGIES = {"baseline": "finetuned", "crossbatch": "collab_hidden", "lora_lmhead": "lora_lmhead",
-                   "lora_crossbatch": "lora_crossbatch", "freeze_base": "collab_hidden"}
-
 
 def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
@@ -89,7 +84,7 @@ class CrossBatchMethod(TrainableMethod):
         self.publish_dir = Path(publish_dir).expanduser() if publish_dir else None
         super().__init__(
             bundle, name=name, optimizer=_built(optimizer), scheduler=_built(scheduler),
-            generation=_plain(generation), eval_strategy=eval_strategy or EVAL_STRATEGIES[variant],
+            generation=_plain(generation), eval_strategy=eval_strategy or eval_strategy_for(variant),
             config={"variant": variant, "mixer": None, "lora": self.lora_settings, "max_length": max_length,
                     "max_answer_tokens": max_answer_tokens, "base_model": self.base_model_config},
         )
@@ -185,7 +180,7 @@ class CrossBatchMethod(TrainableMethod):
         config = read_checkpoint_config(directory)
         if config.get("mixer"):
             log.warning("%s holds a mixer, which plain generation does not use: evaluate it with strategy %s",
-                        directory, EVAL_STRATEGIES[config["variant"]])
+                        directory, eval_strategy_for(config["variant"]))
         return cls.load_backbone(directory, record, dtype=dtype, device=device,
                                  attn_implementation=attn_implementation)
 

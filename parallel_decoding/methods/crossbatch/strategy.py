@@ -8,10 +8,10 @@ weights (merged) and mixer:
     python -m parallel_decoding.evaluate auto_checkpoints=true \
         'strategies=[batch,finetuned,collab_hidden,lora_lmhead,lora_crossbatch]'
 
-With ``auto_checkpoints=true`` every ``checkpoints.<strategy>`` left null is looked up as
-``${paths.checkpoint_dir}/<dataset>/<model>_<variant>/`` (the variant of each strategy in
-``AUTO_CHECKPOINT_VARIANTS``: ``finetuned`` answers with the ``baseline`` variant's head); a strategy whose
-checkpoint is not there is skipped with a notice in ``results.json`` (``skipped.strategies``).
+With ``auto_checkpoints=true`` a strategy whose ``checkpoints.<strategy>`` is left null answers with the
+checkpoint ``train`` published for the variant its YAML's ``published: ${published:crossbatch,<variant>}`` names
+(``Strategy.checkpoint_or_published``; ``finetuned`` answers with the ``baseline`` variant's head the same way);
+a strategy whose checkpoint is not there is skipped with a notice in ``results.json`` (``skipped.strategies``).
 
 Without LoRA the strategy shares the run's base model (the checkpoint's head is a separate module; the base model
 is not changed); with LoRA it loads its own copy of the base model, as ``finetuned`` does.
@@ -19,60 +19,28 @@ is not changed); with LoRA it loads its own copy of the base model, as ``finetun
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from omegaconf import DictConfig, open_dict
-
-from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
-from parallel_decoding.models.bundle import ModelBundle
-from parallel_decoding.strategies import StrategyUnavailable
-from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
 from parallel_decoding.prompting.prompts import single_question_messages
-
-log = logging.getLogger(__name__)
-
-# strategy -> the variant whose checkpoint it answers with under auto_checkpoints
-AUTO_CHECKPOINT_VARIANTS = {"finetuned": "baseline", "collab_hidden": "crossbatch", "lora_lmhead": "lora_lmhead",
-                            "lora_crossbatch": "lora_crossbatch"}
-
-
-def checkpoint_path(root: str | Path, dataset: str, model: str, variant: str) -> Path:
-    """Where ``train`` publishes a variant's checkpoint and ``auto_checkpoints`` looks for it."""
-    return Path(root).expanduser() / dataset / f"{model}_{variant}"
-
-
-def fill_auto_checkpoint(cfg: DictConfig, name: str) -> None:
-    """Under ``auto_checkpoints=true``: set ``checkpoints.<name>`` (when null) to the published checkpoint of the
-    strategy's variant, or raise ``StrategyUnavailable`` when there is none."""
-    variant = AUTO_CHECKPOINT_VARIANTS.get(name)
-    if variant is None or (cfg.get("checkpoints") or {}).get(name):
-        return
-    path = checkpoint_path(cfg.paths.checkpoint_dir, cfg.dataset.name, cfg.model.name, variant)
-    if not (path / "config.json").is_file():
-        raise StrategyUnavailable(
-            f"strategy {name} skipped: no {variant} checkpoint at {path} (train it with python -m "
-            f"parallel_decoding.train method=crossbatch method.variant={variant} model={cfg.model.name} "
-            f"dataset={cfg.dataset.name}, or pass checkpoints.{name}=<dir>)")
-    with open_dict(cfg):
-        if cfg.get("checkpoints") is None:
-            cfg.checkpoints = {}
-        cfg.checkpoints[name] = str(path)
-    log.info("strategy %s uses the checkpoint found at %s", name, path)
+from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 
 
 class CrossBatchStrategy(Strategy):
     requires_model_internals = True  # hidden states of every row at every step: in-process backends only
 
-    def __init__(self, name: str, checkpoint: str | None = None, variants: Sequence[str] = ("crossbatch",),
-                 base_model: str | None = None, max_rows: int | None = None) -> None:
+    def __init__(self, name: str, checkpoint: str | None = None, variants: Sequence[str] | None = None,
+                 base_model: str | None = None, max_rows: int | None = None, use_published: bool = False,
+                 published: Mapping[str, Any] | None = None) -> None:
         super().__init__(name)
+        checkpoint = self.checkpoint_or_published(checkpoint, use_published, published)
         self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
-        self.variants = tuple(variants)
+        # the checkpoint variants it answers with: the one it looks up under auto_checkpoints, unless listed
+        self.variants = tuple(variants or ([published["variant"]] if published else ["crossbatch"]))
         self.base_model = base_model  # the run's model name: the checkpoint must have been trained on it
         if max_rows is not None and max_rows < 1:
             raise ValueError(f"max_rows must be >= 1 or null, got {max_rows}")
@@ -114,8 +82,12 @@ class CrossBatchStrategy(Strategy):
         if self._backend is not None:
             return self._backend
         from parallel_decoding.methods.base import read_method_record
-        from parallel_decoding.methods.crossbatch.checkpoint import check_base, load_head, load_mixer, \
-            read_checkpoint_config
+        from parallel_decoding.methods.crossbatch.checkpoint import (
+            check_base,
+            load_head,
+            load_mixer,
+            read_checkpoint_config,
+        )
         from parallel_decoding.methods.crossbatch.model import CrossBatchModel
         from parallel_decoding.methods.crossbatch.module import CrossBatchMethod
 

@@ -2,11 +2,14 @@
 
 ``<dir>`` is what ``python -m parallel_decoding.train`` exported (``<run dir>/model``), or any HF directory. The
 strategy loads it once, on the device and dtype of the run's model, and answers through its own backend, so its
-cost is measured like every other strategy's while the run's base model stays available to the others.
+cost is measured like every other strategy's while the run's base model stays available to the others. Under
+``auto_checkpoints=true`` it answers with the checkpoint its YAML's ``published`` names (the cross-batch
+``baseline``: the LM head trained alone).
 """
 
 from __future__ import annotations
 
+from typing import Any, Mapping
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
@@ -17,8 +20,10 @@ from parallel_decoding.strategies.batch import BatchStrategy
 
 
 class FinetunedStrategy(BatchStrategy):
-    def __init__(self, name: str, checkpoint: str | None = None, batch_size: int = 8) -> None:
+    def __init__(self, name: str, checkpoint: str | None = None, batch_size: int = 8, use_published: bool = False,
+                 published: Mapping[str, Any] | None = None) -> None:
         super().__init__(name, batch_size=batch_size)
+        checkpoint = self.checkpoint_or_published(checkpoint, use_published, published)
         self.checkpoint = check_saved_model_dir(checkpoint, "checkpoints.finetuned", "; pass <train run dir>/model") \
             if checkpoint else None
         self._backend: HFBackend | None = None

@@ -10,12 +10,14 @@ import torch
 from parallel_decoding.backends.base import GenerationSettings
 
 from parallel_decoding.backends.hf import HFBackend
-from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.base import load_trained
 from parallel_decoding.models.bundle import ModelBundle
-from parallel_decoding.strategies import StrategyUnavailable, build_strategies
+from parallel_decoding.strategies import StrategyUnavailable, build_strategies, strategy_config
 from parallel_decoding.strategies.batch import BatchStrategy
-from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy, checkpoint_path
+from parallel_decoding.config import ConfigError, published_checkpoint
+from parallel_decoding.methods.crossbatch.checkpoint import eval_strategies, eval_strategy_for
+from parallel_decoding.methods.crossbatch.model import VARIANTS
+from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy
 from parallel_decoding.methods.sft.strategy import FinetunedStrategy
 from tests.helpers import compose_config
 from tests.methods.crossbatch.test_checkpoint import export, trained
@@ -35,7 +37,7 @@ def evaluate_config(tmp_path, strategies: str, *extra: str):
 
 
 def test_auto_checkpoints_finds_published_checkpoints_and_skips_missing_ones(tiny, tmp_path):
-    target = checkpoint_path(tmp_path / "published", "synthetic", "tiny_qwen3", "crossbatch")
+    target = published_checkpoint(tmp_path / "published", "synthetic", "tiny_qwen3", "crossbatch")
     method = make_method(tiny, "crossbatch", publish_dir=str(target))
     export(method, tmp_path / "run_model")
     assert (target / "crossbatch.json").is_file()
@@ -53,7 +55,7 @@ def test_auto_checkpoints_finds_published_checkpoints_and_skips_missing_ones(tin
 
 
 def test_finetuned_answers_with_the_baseline_checkpoint_under_auto_checkpoints(tiny, tmp_path):
-    target = checkpoint_path(tmp_path / "published", "synthetic", "tiny_qwen3", "baseline")
+    target = published_checkpoint(tmp_path / "published", "synthetic", "tiny_qwen3", "baseline")
     export(make_method(tiny, "baseline", publish_dir=str(target)), tmp_path / "run_model")
     cfg = evaluate_config(tmp_path, "[finetuned]", "auto_checkpoints=true")
     [strategy] = build_strategies(cfg, skipped={})
@@ -121,3 +123,15 @@ def test_lora_crossbatch_loads_its_mixer_and_only_plain_generation_warns_about_i
     assert strategy._model.mixer is not None and "plain generation" not in caplog.text
     load_trained(tmp_path / "ckpt")  # the finetuned strategy's way in: the mixer goes unused, and it says so
     assert "holds a mixer, which plain generation does not use: evaluate it with strategy lora_crossbatch" in caplog.text
+
+
+def test_each_variant_is_answered_by_the_strategy_whose_yaml_names_it():
+    """The pairing is written once (conf/strategy/); training's validation reads it back the other way."""
+    assert eval_strategies() == {"baseline": "finetuned", "crossbatch": "collab_hidden", "freeze_base": "collab_hidden",
+                                 "lora_lmhead": "lora_lmhead", "lora_crossbatch": "lora_crossbatch"}
+    assert set(eval_strategies()) == set(VARIANTS)
+    for variant, name in eval_strategies().items():  # and auto_checkpoints looks each one up (but freeze_base)
+        assert strategy_config(name).published["variant"] == (variant if variant != "freeze_base" else "crossbatch")
+    assert eval_strategy_for("lora_lmhead") == "lora_lmhead"
+    with pytest.raises(ConfigError, match="method.variant='nope'"):
+        eval_strategy_for("nope")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from parallel_decoding.methods.crossbatch.checkpoint import read_checkpoint_config
-from parallel_decoding.methods.crossbatch.strategy import checkpoint_path
+from parallel_decoding.config import published_checkpoint
 from tests.helpers import SQUAD_HALF_A, run_module
 from tests.training.runs import train
 
@@ -19,7 +19,7 @@ def test_training_publishes_a_checkpoint_where_evaluate_looks(tmp_path):
                     f"paths.checkpoint_dir={tmp_path / 'published'}")
     assert results["status"] == "ok" and results["global_step"] == 2
     assert {"train/loss", "train/loss_unmixed", "train/mixing_gain"} <= set(results["train_loss"])
-    published = checkpoint_path(tmp_path / "published", "synthetic", "tiny_qwen3", "crossbatch")
+    published = published_checkpoint(tmp_path / "published", "synthetic", "tiny_qwen3", "crossbatch")
     assert read_checkpoint_config(published) == read_checkpoint_config(results["export_dir"])
     assert read_checkpoint_config(published)["mixer"]["num_heads"] == 4
 
