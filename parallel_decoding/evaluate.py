@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from parallel_decoding.utils.cli import guard_run
 from parallel_decoding.config import CONFIG_DIR
-from parallel_decoding.preflight import check_config, check_devices
+from parallel_decoding.utils.preflight import check_config, check_devices
 
 log = logging.getLogger(__name__)
 

@@ -289,7 +289,7 @@ def _main() -> None:
 
     from parallel_decoding.backends.api import read_api_key
     from parallel_decoding.utils.cli import guard_run
-    from parallel_decoding.preflight import check_config
+    from parallel_decoding.utils.preflight import check_config
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
     def main(cfg: DictConfig) -> None:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from parallel_decoding.config import PROJECT_ROOT, ConfigError
-from parallel_decoding.preflight import check_config, check_devices, target_annotations
+from parallel_decoding.utils.preflight import check_config, check_devices, target_annotations
 from tests.helpers import compose_config
 
 
@@ -77,7 +77,7 @@ def test_annotations_come_from_source():
 
 def test_check_runs_without_the_heavy_libraries():
     """In a fresh process: compose + check, and neither torch nor transformers nor lightning gets imported."""
-    code = ("import sys; from tests.helpers import compose_config; from parallel_decoding.preflight import "
+    code = ("import sys; from tests.helpers import compose_config; from parallel_decoding.utils.preflight import "
             "check_config\ncheck_config(compose_config('train'), 'train'); check_config(compose_config('evaluate'), "
             "'evaluate')\nprint(sorted(m for m in ('torch', 'transformers', 'lightning') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
