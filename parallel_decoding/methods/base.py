@@ -37,6 +37,7 @@ import lightning.pytorch as L
 import torch
 import yaml
 from hydra.utils import instantiate
+from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -113,8 +114,6 @@ class TrainableMethod(L.LightningModule, ABC):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer, total_steps=total)}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
         if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy) \
                 and gradient_clip_algorithm in (None, "norm"):
             # clip_grad_norm_ of the sharded root computes the norm across shards; Lightning refuses norm clipping
@@ -286,7 +285,7 @@ class FinetuningMethod(TrainableMethod):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.lora_settings is None:
             return model
-        from peft import LoraConfig, get_peft_model  # optional dependency, needed only with LoRA on
+        from peft import LoraConfig, get_peft_model  # lazy: peft (~1 s), needed only with LoRA on
 
         if self.gradient_checkpointing:
             model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grad inputs

@@ -13,11 +13,11 @@ __all__ = ["SweepRecords", "collect_sweep", "write_report"]
 
 def __getattr__(name: str) -> Any:
     if name in ("SweepRecords", "collect_sweep"):
-        from parallel_decoding.reporting import collect
+        from parallel_decoding.reporting import collect  # lazy: see the module docstring
 
         return getattr(collect, name)
     if name == "write_report":
-        from parallel_decoding.reporting.report import write_report
+        from parallel_decoding.reporting.report import write_report  # lazy: see the module docstring
 
         return write_report
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

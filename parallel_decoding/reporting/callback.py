@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class SweepReportCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        # imported here: Hydra builds its callbacks before every run, and matplotlib costs seconds to import
+        # lazy: Hydra builds its callbacks before every run, and the report's matplotlib costs seconds to import
         from parallel_decoding.reporting.report import write_report
         from parallel_decoding.reporting.wandb_log import log_report
 

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from parallel_decoding.config import ConfigError
+from parallel_decoding.evaluation.recorder import read_jsonl
+from parallel_decoding.metrics.metric_sets import score_row
 from parallel_decoding.metrics.uncertainty import cluster_intervals
 
 RESULTS_FILE = "results.json"
@@ -76,9 +78,6 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 
 
 def _evaluate_estimates(run_dir: Path, results: dict[str, Any]) -> dict[str, Estimate]:
-    from parallel_decoding.evaluation.recorder import read_jsonl
-    from parallel_decoding.metrics.metric_sets import score_row
-
     rows: dict[str, list[dict]] = defaultdict(list)
     for row in read_jsonl(run_dir / PREDICTIONS_FILE):
         rows[row["strategy"]].append(row)
@@ -163,8 +162,6 @@ def format_comparison(rows: Sequence[Comparison]) -> str:
 def identical_answers(run_a: str | Path, run_b: str | Path) -> dict[str, tuple[int, int]]:
     """Per strategy of an ``evaluate`` run: (answers of ``run_b`` identical to ``run_a``'s raw outputs, questions
     of ``run_a``). Shown beside the verdict: sampling or GPU kernels may change answers while metrics agree."""
-    from parallel_decoding.evaluation.recorder import read_jsonl
-
     def answers(run: str | Path) -> dict[tuple[str, str, str], str]:
         return {(r["strategy"], str(r["group_id"]), str(r["question_id"])): r.get("raw_output", r["prediction"])
                 for r in read_jsonl(Path(run) / PREDICTIONS_FILE)}

@@ -17,6 +17,7 @@ Naming, grouping, run ids and offline mode (``WANDB_MODE=offline`` or no credent
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import logging
 from pathlib import Path
@@ -25,7 +26,10 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from parallel_decoding.evaluation.recorder import PREDICTIONS_FILE, read_jsonl
 from parallel_decoding.reporting.uncertainty import uncertainty_fields
+from parallel_decoding.utils.loggers import configure_wandb
+from parallel_decoding.utils.runtime import plain_config
 from parallel_decoding.utils.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,6 @@ def wandb_node(cfg: DictConfig) -> DictConfig | None:
 
 def _open_run(cfg: DictConfig, node: DictConfig):
     # imported here: they pull in Lightning's loggers, which evaluate needs only when W&B is on
-    from parallel_decoding.utils.loggers import configure_wandb
-    from parallel_decoding.utils.runtime import plain_config
 
     logger = instantiate(configure_wandb(cfg, node))
     logger.log_hyperparams(plain_config(cfg))
@@ -99,7 +101,7 @@ def _number(text: str) -> Any:
 
 
 def _artifact(name: str, kind: str, root: Path, files: list[Path], metadata: dict[str, Any]):
-    import wandb
+    import wandb  # lazy: W&B (~2 s) only when logging to it
 
     artifact = wandb.Artifact(name, type=kind, metadata=redact(metadata))
     for path in files:
@@ -108,7 +110,7 @@ def _artifact(name: str, kind: str, root: Path, files: list[Path], metadata: dic
 
 
 def _log_images(run, root: Path, files: list[Path]) -> None:
-    import wandb
+    import wandb  # lazy: as above
 
     images = [p for p in files if p.suffix == ".png"][:MAX_IMAGES]
     if images:
@@ -122,9 +124,7 @@ def log_evaluation(cfg: DictConfig, run_dir: str | Path, results: dict[str, Any]
         if cfg.get("logger"):
             log.warning("evaluate logs to W&B only (logger=wandb); the other loggers are ignored")
         return None
-    import wandb
-
-    from parallel_decoding.evaluation.recorder import PREDICTIONS_FILE, read_jsonl
+    import wandb  # lazy: as above
 
     run_dir = Path(run_dir)
     run = _open_run(cfg, node)
@@ -152,9 +152,8 @@ def log_report(config: DictConfig, sweep_dir: str | Path) -> str | None:
     node = wandb_node(config)
     if node is None:
         return None
-    import csv
 
-    import wandb
+    import wandb  # lazy: as above
 
     sweep_dir = Path(sweep_dir)
     config = copy.deepcopy(config)  # the report's run lives in the sweep dir, with job type "report"

@@ -50,7 +50,7 @@ def build_optimizer(model: nn.Module, name: str = "adamw", lr: float = 2e-5, wei
     if name not in BITSANDBYTES_OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; use adamw, {', '.join(BITSANDBYTES_OPTIMIZERS)}")
     try:
-        import bitsandbytes as bnb
+        import bitsandbytes as bnb  # lazy: optional, CUDA only: the 8-bit optimizers
     except ImportError:
         if name not in _warned:
             _warned.add(name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,6 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path) -> Path | Non
 def check_checkpoint_file(path: Path) -> Path:
     """A Lightning checkpoint is a zip archive (``torch.save``); a truncated or overwritten one is one line here
     instead of a deserialisation traceback from inside ``fit``."""
-    import zipfile
-
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"checkpoint {path} is truncated or corrupted (not a torch checkpoint archive); resume "
                           f"from another checkpoint (ckpt_path=<file.ckpt>) or train from scratch")

@@ -26,13 +26,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
-from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.decoding import split_shared_prefix
-from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
+from parallel_decoding.methods.base import load_trained, read_method_record
+from parallel_decoding.methods.branch2d.data import LayoutSettings, first_question_layout
+from parallel_decoding.methods.branch2d.decoder import branch_collapse, branch_generate
+from parallel_decoding.methods.branch2d.rope import apply_interleaved_2d_rope, patched_channels
+from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.prompting.prompts import single_question_messages
+from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 
 
 class Branch2DStrategy(Strategy):
@@ -41,8 +45,6 @@ class Branch2DStrategy(Strategy):
     def __init__(self, name: str, checkpoint: str | None = None, mask: str = "isolated", align: str = "left",
                  x_stride: int = 32, rope: dict[str, Any] | None = None, collapse_diagnostic: bool = True,
                  trunk: str = "context") -> None:
-        from parallel_decoding.methods.branch2d.data import LayoutSettings
-
         super().__init__(name)
         self.checkpoint = check_saved_model_dir(checkpoint, "checkpoints.branch2d", "; pass <branch2d train run dir>/model") \
             if checkpoint else None
@@ -53,9 +55,6 @@ class Branch2DStrategy(Strategy):
         self._last: tuple[list[int], list[list[int]], list[list[int]]] | None = None
 
     def backend_for(self, base: HFBackend) -> HFBackend:
-        from parallel_decoding.methods.base import load_trained, read_method_record
-        from parallel_decoding.methods.branch2d.rope import apply_interleaved_2d_rope, patched_channels
-
         if self._backend is not None:
             return self._backend
         if self.checkpoint is not None:
@@ -81,8 +80,6 @@ class Branch2DStrategy(Strategy):
         backend = self.backend_for(backend)
         outcome = super().run(group, backend)
         if self.collapse_diagnostic and self._last is not None:
-            from parallel_decoding.methods.branch2d.decoder import branch_collapse
-
             prefix, prompts, outputs = self._last
             s = self.layout_settings
             value = branch_collapse(backend.model, prefix, prompts, outputs, s.mask, s.align, s.x_stride)
@@ -100,8 +97,6 @@ class Branch2DStrategy(Strategy):
 
     def _answer_after_first(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
         """Stage 1: Q1 alone (causal, 1D positions); stage 2: Q2..Qn as branches after context + Q1 + A1."""
-        from parallel_decoding.methods.branch2d.data import first_question_layout
-
         first = group.questions[0]
         [answer] = backend.generate([backend.chat_ids(single_question_messages(group, first))])
         predictions = [prediction_from_output(first.id, backend.decode(answer))]
@@ -115,8 +110,6 @@ class Branch2DStrategy(Strategy):
 
     def _answer_branches(self, questions: Sequence[Question], prefix: list[int], branches: list[list[int]],
                          backend: HFBackend) -> list[QuestionPrediction]:
-        from parallel_decoding.methods.branch2d.decoder import branch_generate
-
         settings, s = backend.settings, self.layout_settings
         result = branch_generate(
             backend.model, prefix, branches, mask=s.mask, align=s.align, x_stride=s.x_stride,

@@ -28,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from parallel_decoding.config import ConfigError, available_options
+from parallel_decoding.methods.base import METHOD_FILE
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, untie_lm_head
+from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.models.disk_cache import replace_directory
+from parallel_decoding.models.pretrained import local_load_failure
 from parallel_decoding.strategies import strategy_config
 
 FORMAT_VERSION = 1
@@ -174,8 +178,6 @@ def _read_weights(file: Path) -> dict[str, torch.Tensor]:
         return load_file(str(file))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for a bad header
         if isinstance(err, OSError) or type(err).__name__ == "SafetensorError":
-            from parallel_decoding.models.pretrained import local_load_failure
-
             raise ConfigError(local_load_failure("checkpoint", file.parent, err)) from None
         raise
 
@@ -221,7 +223,7 @@ def apply_checkpoint(directory: str | Path, model: nn.Module, config: dict[str, 
         reference = next(head.parameters())
         head.load_state_dict({k: v.to(device=reference.device, dtype=reference.dtype) for k, v in state.items()})
     if config.get("lora"):
-        from peft import PeftModel
+        from peft import PeftModel  # lazy: peft (~1 s) only for a LoRA checkpoint
 
         model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR)).merge_and_unload()
     return model.eval()
@@ -230,3 +232,21 @@ def apply_checkpoint(directory: str | Path, model: nn.Module, config: dict[str, 
 def publish(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint directory to ``target``, replacing an older one only once the copy is complete."""
     return replace_directory(Path(target), lambda staging: shutil.copytree(source, staging, dirs_exist_ok=True))
+
+
+def load_backbone(directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",
+                  attn_implementation: str | None = "sdpa") -> ModelBundle:
+    """The base model from the record's loader, with the trained head and merged LoRA (no mixing: the
+    ``collab_hidden`` / ``lora_crossbatch`` strategies add the mixer)."""
+    config = read_checkpoint_config(directory)
+    base = (record.get("config") or {}).get("base_model") or {}
+    loader = dict(base.get("loader") or {})
+    if "_target_" not in loader:
+        raise ConfigError(f"{directory / METHOD_FILE} does not say how to load the base model "
+                          f"(config.base_model.loader); load the base yourself and use apply_checkpoint")
+    overrides = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation}
+    loader.update({k: v for k, v in overrides.items() if k in loader})
+    bundle: ModelBundle = instantiate(loader)
+    model = apply_checkpoint(directory, bundle.model, config, base_name=record.get("base_model"))
+    return ModelBundle(model=model, tokenizer=bundle.tokenizer, name=f"crossbatch_{config['variant']}:"
+                       f"{config['base_model']}", enable_thinking=bundle.enable_thinking)

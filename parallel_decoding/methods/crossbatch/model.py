@@ -80,7 +80,7 @@ def untie_lm_head(model: nn.Module) -> nn.Linear:
 
 
 def lora_config(settings: dict[str, Any]):
-    from peft import LoraConfig
+    from peft import LoraConfig  # lazy: peft (~1 s) only for the LoRA variants
 
     return LoraConfig(
         r=int(settings.get("r", 16)),

@@ -33,14 +33,25 @@ from torch import nn
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
-from parallel_decoding.methods.base import METHOD_FILE, TrainableMethod
-from parallel_decoding.methods.crossbatch.checkpoint import apply_checkpoint, eval_strategy_for, publish, \
-    read_checkpoint_config, save_checkpoint
+from parallel_decoding.methods.base import TrainableMethod
+from parallel_decoding.methods.crossbatch.checkpoint import (
+    eval_strategy_for,
+    load_backbone,
+    publish,
+    read_checkpoint_config,
+    save_checkpoint,
+)
 from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
 from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
-from parallel_decoding.methods.crossbatch.model import CrossBatchModel, causal_lm, get_variant, lora_config, \
-    untie_lm_head
+from parallel_decoding.methods.crossbatch.model import (
+    CrossBatchModel,
+    causal_lm,
+    get_variant,
+    lora_config,
+    untie_lm_head,
+)
 from parallel_decoding.methods.crossbatch.state_cache import FrozenStateCache
+from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy
 from parallel_decoding.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
@@ -105,7 +116,7 @@ class CrossBatchMethod(TrainableMethod):
             untie_lm_head(model)
         lm = model
         if self.variant.lora:
-            from peft import get_peft_model
+            from peft import get_peft_model  # lazy: peft (~1 s) only for a LoRA checkpoint
 
             if self.gradient_checkpointing:  # only a backbone that trains keeps activations worth checkpointing
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -151,8 +162,6 @@ class CrossBatchMethod(TrainableMethod):
     # -- validation / test: the mixing generator on the current weights ---------------------------------------
     def answering_backend(self) -> HFBackend:
         if self._backend is None:
-            from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy
-
             bundle = ModelBundle(model=self.model.lm, tokenizer=self.tokenizer, name=self.base_model_name,
                                  enable_thinking=self.enable_thinking)
             self._backend = HFBackend(bundle, self.generation)
@@ -181,23 +190,5 @@ class CrossBatchMethod(TrainableMethod):
         if config.get("mixer"):
             log.warning("%s holds a mixer, which plain generation does not use: evaluate it with strategy %s",
                         directory, eval_strategy_for(config["variant"]))
-        return cls.load_backbone(directory, record, dtype=dtype, device=device,
+        return load_backbone(directory, record, dtype=dtype, device=device,
                                  attn_implementation=attn_implementation)
-
-    @classmethod
-    def load_backbone(cls, directory: Path, record: dict[str, Any], dtype: str = "float32", device: str = "cpu",
-                      attn_implementation: str | None = "sdpa") -> ModelBundle:
-        """The base model from the record's loader, with the trained head and merged LoRA (no mixing: the
-        ``collab_hidden`` / ``lora_crossbatch`` strategies add the mixer)."""
-        config = read_checkpoint_config(directory)
-        base = (record.get("config") or {}).get("base_model") or {}
-        loader = dict(base.get("loader") or {})
-        if "_target_" not in loader:
-            raise ConfigError(f"{directory / METHOD_FILE} does not say how to load the base model "
-                              f"(config.base_model.loader); load the base yourself and use apply_checkpoint")
-        overrides = {"dtype": dtype, "device": device, "attn_implementation": attn_implementation}
-        loader.update({k: v for k, v in overrides.items() if k in loader})
-        bundle: ModelBundle = instantiate(loader)
-        model = apply_checkpoint(directory, bundle.model, config, base_name=record.get("base_model"))
-        return ModelBundle(model=model, tokenizer=bundle.tokenizer, name=f"crossbatch_{config['variant']}:"
-                           f"{config['base_model']}", enable_thinking=bundle.enable_thinking)

@@ -25,6 +25,16 @@ from typing import Any, Mapping, Sequence
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.methods.base import read_method_record
+from parallel_decoding.methods.crossbatch.checkpoint import (
+    check_base,
+    load_backbone,
+    load_head,
+    load_mixer,
+    read_checkpoint_config,
+)
+from parallel_decoding.methods.crossbatch.generator import crossbatch_generate
+from parallel_decoding.methods.crossbatch.model import CrossBatchModel
 from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
 from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
@@ -60,7 +70,6 @@ class CrossBatchStrategy(Strategy):
         """Fail before any loading when there is no usable checkpoint."""
         if self._bound:
             return
-        from parallel_decoding.methods.crossbatch.checkpoint import read_checkpoint_config
 
         if self.checkpoint is None:
             raise ConfigError(f"strategy {self.name} needs checkpoints.{self.name}=<cross-batch checkpoint dir> "
@@ -81,22 +90,13 @@ class CrossBatchStrategy(Strategy):
             return base
         if self._backend is not None:
             return self._backend
-        from parallel_decoding.methods.base import read_method_record
-        from parallel_decoding.methods.crossbatch.checkpoint import (
-            check_base,
-            load_head,
-            load_mixer,
-            read_checkpoint_config,
-        )
-        from parallel_decoding.methods.crossbatch.model import CrossBatchModel
-        from parallel_decoding.methods.crossbatch.module import CrossBatchMethod
 
         self.check()
         config = read_checkpoint_config(self.checkpoint)
         model = base.bundle.model
         mixer = load_mixer(self.checkpoint, config, device=base.bundle.device)
         if config.get("lora"):  # its own base model copy with the adapter merged (and the trained head)
-            bundle = CrossBatchMethod.load_backbone(
+            bundle = load_backbone(
                 self.checkpoint, read_method_record(self.checkpoint),
                 dtype=dtype_name(model.dtype), device=str(base.bundle.device),
                 attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
@@ -117,8 +117,6 @@ class CrossBatchStrategy(Strategy):
         return super().run(group, self.prepare(backend))
 
     def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
-        from parallel_decoding.methods.crossbatch.generator import crossbatch_generate
-
         prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
         size = self.max_rows or len(prompts)
         settings = backend.settings

@@ -117,7 +117,7 @@ def load_text_documents(settings: PretrainSettings) -> list[str]:
     if settings.source == "hf":
         if not settings.dataset_id:
             raise ConfigError("pretrain.source=hf needs pretrain.dataset_id (a Hugging Face dataset id)")
-        import datasets
+        import datasets  # lazy: HF datasets (~1.5 s) only when reading from the hub
 
         try:
             rows = datasets.load_dataset(settings.dataset_id, settings.dataset_config, split=settings.split,

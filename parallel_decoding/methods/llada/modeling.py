@@ -31,11 +31,21 @@ from typing import Any
 
 import torch
 from huggingface_hub.dataclasses import strict
-from transformers import (AutoConfig, AutoModelForMaskedLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel,
-                          PreTrainedTokenizerBase, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    DynamicCache,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 from transformers.utils import ModelOutput
 
 from parallel_decoding.config import ConfigError
+from parallel_decoding.models.pretrained import is_load_failure, local_load_failure
 
 SUPPORTED_ATTENTION = ("eager", "sdpa")
 EMBEDDING_MULTIPLE = 64  # a grown vocabulary is padded to this many rows (tensor-core friendly)
@@ -173,8 +183,6 @@ class MaskedDiffusionMixin:
         mask = additive_attention_mask(batch, q_len, past + q_len, embeds.dtype, embeds.device,
                                        attention_bias, attention_mask)
         if use_cache and cache is None:
-            from transformers import DynamicCache
-
             cache = DynamicCache(config=self.config)
         hidden = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, cache=cache,
                             use_cache=use_cache, **kwargs).last_hidden_state
@@ -300,8 +308,6 @@ def load_diffusion_model(directory: str, dtype: torch.dtype | None = None, devic
     try:
         config = AutoConfig.from_pretrained(directory)
     except (OSError, ValueError) as err:
-        from parallel_decoding.models.pretrained import local_load_failure
-
         raise ConfigError(local_load_failure("diffusion model", directory, err)) from None
     classes = {c.model_type: m for c, m in DIFFUSION_CLASSES.values()}
     if config.model_type not in classes:
@@ -313,7 +319,6 @@ def load_diffusion_model(directory: str, dtype: torch.dtype | None = None, devic
     try:
         model = classes[config.model_type].from_pretrained(directory, **kwargs)
     except Exception as err:  # noqa: BLE001 - a broken directory is one line; anything else keeps its traceback
-        from parallel_decoding.models.pretrained import is_load_failure, local_load_failure
 
         if not is_load_failure(err):
             raise

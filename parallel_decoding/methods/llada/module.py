@@ -24,6 +24,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
+from transformers import AutoTokenizer
 
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
@@ -31,10 +32,13 @@ from parallel_decoding.methods.base import TrainableMethod
 from parallel_decoding.methods.llada.attention import training_block_bias
 from parallel_decoding.methods.llada.data import DiffusionCollator, LLaDADataModule, PretrainSettings, SFTSettings
 from parallel_decoding.methods.llada.losses import LOSSES, diffusion_loss, row_denominators, scored_positions
-from parallel_decoding.methods.llada.modeling import (convert_causal_to_diffusion, is_diffusion_model,
-                                                      load_diffusion_model)
+from parallel_decoding.methods.llada.modeling import (
+    convert_causal_to_diffusion,
+    is_diffusion_model,
+    load_diffusion_model,
+)
 from parallel_decoding.methods.llada.noising import NoiseSettings, apply_noise
-from parallel_decoding.models.bundle import ModelBundle, finish_loading
+from parallel_decoding.models.bundle import ModelBundle, finish_loading, resolve_dtype
 from parallel_decoding.strategies import strategy_config
 
 EVAL_NOISE_SEED = 0  # validation losses use fixed noise, so they move only when the weights do
@@ -196,10 +200,6 @@ def diffusion_objective(model: nn.Module, input_ids: torch.Tensor, attention_mas
 def load_diffusion_bundle(directory: str | Path, record: dict[str, Any] | None = None, dtype: str = "float32",
                           device: str = "cpu", attn_implementation: str | None = "sdpa") -> ModelBundle:
     """A saved diffusion directory with its tokenizer, as the ``llada`` strategy and ``generate`` use it."""
-    from transformers import AutoTokenizer
-
-    from parallel_decoding.models.bundle import resolve_dtype
-
     directory = Path(directory).expanduser()
     record = record or {}
     model = load_diffusion_model(str(directory), dtype=resolve_dtype(dtype), device=device,

@@ -23,19 +23,19 @@ from typing import Any
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.methods.base import load_trained
+from parallel_decoding.methods.llada.modeling import is_diffusion_model
+from parallel_decoding.methods.llada.module import load_diffusion_bundle
+from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
 from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
-from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.prompting.prompts import single_question_messages
+from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 
 
 def load_llada_bundle(checkpoint: str | Path, dtype: str = "float32", device: str = "cpu",
                       attn_implementation: str | None = "sdpa") -> ModelBundle:
     """A diffusion directory (``train method=llada``'s ``model/`` or ``methods.llada.convert``'s output) with its
     tokenizer; also what the lm-eval model ``parallel_decoding`` loads for ``decoder=llada``."""
-    from parallel_decoding.methods.base import load_trained
-    from parallel_decoding.methods.llada.module import load_diffusion_bundle
-    from parallel_decoding.methods.llada.modeling import is_diffusion_model
-
     checkpoint = check_saved_model_dir(checkpoint, "checkpoints.llada", "; pass <train run dir>/model")
     kwargs = dict(dtype=dtype, device=device, attn_implementation=attn_implementation)
     if (checkpoint / "method.yaml").is_file():
@@ -52,8 +52,6 @@ class LLaDAStrategy(Strategy):
 
     def __init__(self, name: str, checkpoint: str | None = None, batch_size: int = 8,
                  sampler: dict[str, Any] | None = None) -> None:
-        from parallel_decoding.methods.llada.sampler import SamplerSettings
-
         super().__init__(name)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -65,8 +63,6 @@ class LLaDAStrategy(Strategy):
         self._counts: dict[str, float] = {}
 
     def backend_for(self, base: HFBackend) -> HFBackend:
-        from parallel_decoding.methods.llada.modeling import is_diffusion_model
-
         if self.checkpoint is None:
             if not is_diffusion_model(getattr(base, "model", None)):
                 raise ConfigError("strategy llada needs checkpoints.llada=<a diffusion model dir: the model/ of a "
@@ -84,8 +80,6 @@ class LLaDAStrategy(Strategy):
 
     def _warmup(self, backend: HFBackend) -> None:
         """One tiny uncounted sampler call, so lazy initialisation never lands in the first group's latency."""
-        from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
-
         block = self.settings.block_length
         diffusion_generate(backend.model, [backend.chat_ids([{"role": "user", "content": "Hi"}])],
                            SamplerSettings(gen_length=block, steps=1, block_length=block), pad_token_id=0)
@@ -98,8 +92,6 @@ class LLaDAStrategy(Strategy):
         return outcome
 
     def answer_group(self, group: QuestionGroup, backend: HFBackend) -> list[QuestionPrediction]:
-        from parallel_decoding.methods.llada.sampler import diffusion_generate
-
         prompts = [backend.chat_ids(single_question_messages(group, q)) for q in group.questions]
         pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None \
             else backend.tokenizer.eos_token_id

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
+from parallel_decoding.methods.base import load_trained
 from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
 from parallel_decoding.strategies.base import GroupOutcome
 from parallel_decoding.strategies.batch import BatchStrategy
@@ -33,8 +34,6 @@ class FinetunedStrategy(BatchStrategy):
             raise ConfigError("strategy finetuned needs checkpoints.finetuned=<dir saved by "
                               "python -m parallel_decoding.train, i.e. its run dir/model>")
         if self._backend is None:
-            from parallel_decoding.methods.base import load_trained
-
             model = base.bundle.model
             bundle = load_trained(self.checkpoint, dtype=dtype_name(model.dtype),
                                   device=str(base.bundle.device),
