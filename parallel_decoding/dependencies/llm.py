@@ -2,7 +2,7 @@
 
 The model sees the questions labelled ``Q1..Qn`` (dataset ids are long hashes it would garble) and is asked
 for ``{"edges": [{"Q3": "Q1"}]}``, where ``{"Q3": "Q1"}`` means *Q3 needs Q1's answer*, i.e. the edge
-Q1 -> Q3 (ALGORITHMS.md §5 item 11; the reference prompt's own label for the key contradicted its example).
+Q1 -> Q3 (as in Fzkuji/parallel-agent's planner prompt, whose own label for the key contradicted its example).
 The parser also accepts ``{"source": .., "target": ..}`` / ``{"from": .., "to": ..}`` items, list values
 (``{"Q3": ["Q1", "Q2"]}``), a bare mapping without ``"edges"``, single-quoted Python literals, code fences,
 ``<think>`` blocks and prose around the JSON. Confidence is the item's ``confidence`` when given, otherwise

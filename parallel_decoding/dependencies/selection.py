@@ -1,4 +1,4 @@
-"""Cost-aware edge selection (the reference's ``select_dependency_edges``, ALGORITHMS.md §2).
+"""Cost-aware edge selection (the reference's ``select_dependency_edges`` in Fzkuji/parallel-agent).
 
 Every dependency costs prompt tokens — the dependent's prompt carries the prerequisite's question and
 answer — and time, since the dependent waits a layer. Candidates are filtered and ranked:

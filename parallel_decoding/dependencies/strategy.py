@@ -1,6 +1,6 @@
 """Dependency-aware strategies: build a DAG over the group's questions, keep the edges worth their cost, then
 answer layer by layer — everything independent in one batch, dependents after their prerequisites with those
-answers in their prompts (ALGORITHMS.md §2).
+answers in their prompts (the collab strategies of Fzkuji/parallel-agent).
 
 One class serves ``collab_heuristic``, ``collab_llm``, ``collab_bert`` and ``collab_gold``; the YAML picks the
 generator and the selection policy. Beyond the usual predictions and efficiency, each group's ``extra`` holds

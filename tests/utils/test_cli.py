@@ -1,4 +1,4 @@
-"""cli.py: which errors are a user's (one line, exit 2), Ctrl-C (one line, exit 130, how to resume), and which
+"""utils/cli.py: which errors are a user's (one line, exit 2), Ctrl-C (one line, exit 130, how to resume), and which
 run dirs a failed run removes."""
 
 from __future__ import annotations
