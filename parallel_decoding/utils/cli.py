@@ -43,9 +43,19 @@ def find_user_error(err: BaseException | None) -> BaseException | None:
 @contextmanager
 def exit_on_user_error(log: logging.Logger) -> Iterator[None]:
     """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback.
-    (``guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.)"""
+    (``guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.) A ``with`` block, or a
+    decorator on a ``main``: ``@exit_on_user_error(log)``."""
     with guard_run(log, task_name=""):
         yield
+
+
+def say_error(log: logging.Logger, message: str) -> None:
+    """The one line, through ``log`` where logging is set up (Hydra's, ``basicConfig``), else ``error: ...`` on
+    stderr (as ``RunDirCheck`` prints it), never Python's bare last-resort line."""
+    if log.hasHandlers():
+        log.error("%s", message)
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def user_error_message(err: BaseException | None) -> str | None:
@@ -150,7 +160,7 @@ def guard_run(log: logging.Logger, *, task_name: str, run_dir: str | Path | None
         message = user_error_message(err)
         if message is None:
             raise
-        log.error("%s", message)
+        say_error(log, message)
         remove_if_empty(run_dir, task_name)
         sys.exit(USER_ERROR_EXIT)
     finally:
@@ -161,11 +171,11 @@ def guard_run(log: logging.Logger, *, task_name: str, run_dir: str | Path | None
 def _report_interrupt(log: logging.Logger, task_name: str, run_dir: str | Path | None,
                       resume_hint: str | None) -> None:
     if remove_if_empty(run_dir, task_name):
-        log.error("interrupted before anything was written")
+        say_error(log, "interrupted before anything was written")
     elif resume_hint:
-        log.error("interrupted; resume with %s", resume_hint)
+        say_error(log, f"interrupted; resume with {resume_hint}")
     else:
-        log.error("interrupted")
+        say_error(log, "interrupted")
     sys.exit(INTERRUPTED_EXIT)
 
 
@@ -205,5 +215,6 @@ class RunDirCheck(_HydraCallback):  # type: ignore[misc,valid-type]
             sys.exit(USER_ERROR_EXIT)
 
 
-__all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "RunDirCheck", "check_writable_dir", "guard_run", "in_multirun",
-           "remove_if_empty", "run_dir_is_empty", "user_error_message"]
+__all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "RunDirCheck", "check_writable_dir", "exit_on_user_error",
+           "find_user_error", "guard_run", "in_multirun", "remove_if_empty", "run_dir_is_empty", "say_error",
+           "user_error_message"]
