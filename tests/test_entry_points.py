@@ -17,7 +17,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from parallel_decoding.config import PROJECT_ROOT
-from parallel_decoding.utils.cli import USER_ERROR_EXIT
+from parallel_decoding.utils.cli import USER_ERROR_EXIT, run_hydra_app
 from tests.helpers import run_module
 
 HEAVY = ("torch", "transformers", "lightning")
@@ -120,26 +120,33 @@ class _Lines(logging.Handler):
 
 @pytest.fixture
 def run_main(monkeypatch, capsys):
-    """``run(module, *argv)`` calls the module's ``main`` as ``python -m module *argv`` would, in this process, and
-    returns (exit code, error lines logged under ``parallel_decoding``)."""
+    """``run(module, *argv)`` starts the module as ``python -m module *argv`` does, in this process, and returns
+    (exit code, error lines: logged under ``parallel_decoding``, or printed as ``error: ...``)."""
     lines = _Lines()
     package_log = logging.getLogger("parallel_decoding")
     package_log.addHandler(lines)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_hydra_app sets it: put back after the test
 
-    def run(module: str, *argv: str, main: str = "main") -> tuple[int, list[str]]:
+    def run(module: str, *argv: str) -> tuple[int, list[str]]:
         monkeypatch.setattr(sys, "argv", [module, *argv])
         GlobalHydra.instance().clear()
+        entry = importlib.import_module(module)
         with pytest.raises(SystemExit) as exit_:
-            getattr(importlib.import_module(module), main)()
+            if module in HYDRA_APPS:
+                run_hydra_app(entry.main)
+            else:
+                getattr(entry, "_main" if module.endswith(".serve") else "main")()
         output = capsys.readouterr()
         assert "Traceback" not in output.out + output.err
-        return exit_.value.code, lines.lines
+        printed = [line.removeprefix("error: ") for line in output.err.splitlines() if line.startswith("error: ")]
+        return exit_.value.code, lines.lines + printed
 
     yield run
     GlobalHydra.instance().clear()
     package_log.removeHandler(lines)
 
 
+HYDRA_APPS = ("parallel_decoding.train", "parallel_decoding.evaluate", "parallel_decoding.generate")
 # In this process Hydra must not set up logging: its dictConfig closes every handler there is, and a library's
 # handler (absl's) then closes the stream pytest captures into.
 QUIET_HYDRA = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
@@ -192,7 +199,7 @@ ENTRY_POINTS = ["train", "evaluate", "generate", "serve", "report", "reproduce",
 @pytest.mark.parametrize("name", ENTRY_POINTS)
 def test_a_mistake_is_one_line_and_exit_2_in_every_entry_point(name, run_main, tmp_path):
     module, argv, expected = _cases(tmp_path)[name]
-    code, lines = run_main(module, *argv, main="_main" if name == "serve" else "main")
+    code, lines = run_main(module, *argv)
     assert code == USER_ERROR_EXIT, lines
     [line] = lines
     assert line.startswith(expected) and "\n" not in line, line
@@ -204,3 +211,19 @@ def test_lm_eval_mistake_is_one_line_and_exit_2(run_main):
                            "decoder=nope", "--tasks", "gsm8k")
     assert code == USER_ERROR_EXIT
     assert lines == ["decoder='nope': one of independent, batch, batch_shared, llada"]
+
+
+@pytest.mark.parametrize("module", [*HYDRA_APPS, "parallel_decoding.serve"])
+@pytest.mark.parametrize("mistake,expected", [
+    ("model=nope", "In '{task}': Could not find 'model/nope'; Available options in 'model': hub_base, "),
+    ("nope.key=3", "Could not override 'nope.key'. To append to your config use +nope.key=3 (Key 'nope' is not in "
+                   "struct)"),
+    ("seed==1", "Error parsing override 'seed==1'; extraneous input '='"),
+])
+def test_a_mistake_hydra_finds_is_one_line_and_exit_2(module, mistake, expected, run_main, tmp_path):
+    """Before any of the app's code runs: an unknown option, an unknown key, bad override syntax."""
+    code, lines = run_main(module, mistake, f"hydra.run.dir={tmp_path / 'run'}", *QUIET_HYDRA)
+    assert code == USER_ERROR_EXIT
+    [line] = lines
+    assert line.startswith(expected.format(task=module.rsplit(".", 1)[1])), line
+    assert not (tmp_path / "run").exists()
