@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from parallel_decoding.utils.cli import guard_run
+from parallel_decoding.utils.cli import guard_run, run_hydra_app
 from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.utils.preflight import check_config, check_devices
 
@@ -57,4 +57,4 @@ def exit_if_a_strategy_has_no_answers(lines: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

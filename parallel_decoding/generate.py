@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from parallel_decoding.config import CONFIG_DIR, ConfigError
-from parallel_decoding.utils.cli import exit_on_user_error
+from parallel_decoding.utils.cli import exit_on_user_error, run_hydra_app
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.prompting.chat import chat_prompt_ids
 
@@ -113,4 +113,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

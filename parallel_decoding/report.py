@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from rich.console import Console
 from rich.markup import escape
 
-from parallel_decoding.utils.cli import USER_ERROR_EXIT, user_error_message
 from parallel_decoding.reporting.collect import collect_sweep
 from parallel_decoding.reporting.report import write_report
+from parallel_decoding.utils.cli import exit_on_user_error
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,16 +28,12 @@ def main(argv: list[str] | None = None) -> None:
                              "(e.g. dataset.group_size) or tokens_per_forward; auto = the swept group size if any, "
                              "else tokens_per_forward")
     args = parser.parse_args(argv)
+    # The report and its one-line problems (a missing dir, an unwritable --out) both go to stdout.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     console = Console()
-    try:
+    with exit_on_user_error(log):
         written = write_report(args.sweep_dir, args.out, degree=args.degree)
-    except Exception as err:  # noqa: BLE001 - a missing dir or an unwritable --out is one line; bugs re-raise
-        message = user_error_message(err)
-        if message is None:
-            raise
-        console.print(f"[red]{escape(message)}[/red]", soft_wrap=True)
-        raise SystemExit(USER_ERROR_EXIT) from None
-    sweep = collect_sweep(args.sweep_dir)
+        sweep = collect_sweep(args.sweep_dir)
     console.print(written["markdown"].read_text())
     if sweep.missing_jobs:
         console.print(f"[yellow]{len(sweep.missing_jobs)} job(s) without results: {', '.join(sweep.missing_jobs)}")

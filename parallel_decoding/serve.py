@@ -288,7 +288,7 @@ def _main() -> None:
     from omegaconf import DictConfig
 
     from parallel_decoding.backends.api import read_api_key
-    from parallel_decoding.utils.cli import guard_run
+    from parallel_decoding.utils.cli import guard_run, run_hydra_app
     from parallel_decoding.utils.preflight import check_config
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
@@ -306,7 +306,7 @@ def _main() -> None:
         print(f"serving {cfg.served_model_name} at {server.url}", flush=True)  # scripts read the port here
         server.serve_until_done(cfg.max_requests, cfg.idle_timeout_s)
 
-    main()
+    run_hydra_app(main)
 
 
 if __name__ == "__main__":

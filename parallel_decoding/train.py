@@ -18,7 +18,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from parallel_decoding.utils.cli import guard_run, in_multirun
+from parallel_decoding.utils.cli import guard_run, in_multirun, run_hydra_app
 from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.utils.preflight import check_config, check_devices
 
@@ -48,4 +48,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

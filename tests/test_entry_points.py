@@ -1,17 +1,23 @@
 """The entry points as a user runs them (fresh processes, the real Hydra apps): a mistake is one line and exit 2,
-reported before torch & co. are imported, and a run that failed before any work leaves no run dir behind."""
+reported before torch & co. are imported, and a run that failed before any work leaves no run dir behind. And
+every entry point, in this process (fast): one configuration mistake each, one line and exit 2 through
+``utils/cli.py``."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
 from parallel_decoding.config import PROJECT_ROOT
+from parallel_decoding.utils.cli import USER_ERROR_EXIT, run_hydra_app
 from tests.helpers import run_module
 
 HEAVY = ("torch", "transformers", "lightning")
@@ -98,3 +104,126 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
         f"interrupted; resume with resume=true hydra.run.dir={run_dir}")
     assert "Traceback" not in output
     assert json.loads((run_dir / "groups.jsonl").read_text().splitlines()[0])
+
+
+# --- every entry point, in process: one mistake each is one line and exit 2 --------------------------------------
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """``run(module, *argv)`` starts the module as ``python -m module *argv`` does, in this process, and returns
+    (exit code, error lines: logged under ``parallel_decoding``, or printed as ``error: ...``)."""
+    lines = _Lines()
+    package_log = logging.getLogger("parallel_decoding")
+    package_log.addHandler(lines)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_hydra_app sets it: put back after the test
+
+    def run(module: str, *argv: str) -> tuple[int, list[str]]:
+        monkeypatch.setattr(sys, "argv", [module, *argv])
+        GlobalHydra.instance().clear()
+        entry = importlib.import_module(module)
+        with pytest.raises(SystemExit) as exit_:
+            if module in HYDRA_APPS:
+                run_hydra_app(entry.main)
+            else:
+                getattr(entry, "_main" if module.endswith(".serve") else "main")()
+        output = capsys.readouterr()
+        assert "Traceback" not in output.out + output.err
+        printed = [line.removeprefix("error: ") for line in output.err.splitlines() if line.startswith("error: ")]
+        return exit_.value.code, lines.lines + printed
+
+    yield run
+    GlobalHydra.instance().clear()
+    package_log.removeHandler(lines)
+
+
+HYDRA_APPS = ("parallel_decoding.train", "parallel_decoding.evaluate", "parallel_decoding.generate")
+# In this process Hydra must not set up logging: its dictConfig closes every handler there is, and a library's
+# handler (absl's) then closes the stream pytest captures into.
+QUIET_HYDRA = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+
+
+def _cases(tmp):
+    """(module, argv, start of the one line), one mistake per entry point."""
+    run_dir = f"hydra.run.dir={tmp / 'run'}"
+    missing = tmp / "missing"
+    held = tmp / "held"
+    held.mkdir()
+    (held / "results.jsonl").write_text('{"id": "x"}\n')
+    blocker = tmp / "a-file"
+    blocker.write_text("x")
+    return {
+        "train": ("parallel_decoding.train", ["trainer.max_steps=0", run_dir, *QUIET_HYDRA],
+                  "trainer.max_steps=0 trains nothing"),
+        "evaluate": ("parallel_decoding.evaluate", ["strategies=[indepndent]", run_dir, *QUIET_HYDRA],
+                     "unknown strategy 'indepndent'"),
+        "generate": ("parallel_decoding.generate", [f"checkpoint={missing}", run_dir, *QUIET_HYDRA],
+                     f"checkpoint={missing} is not a saved model directory"),
+        "serve": ("parallel_decoding.serve", ["host=8.8.8.8", run_dir, *QUIET_HYDRA],
+                  "serve binds to loopback addresses only"),
+        "report": ("parallel_decoding.report", [str(missing)], f"sweep dir {missing} does not exist"),
+        "reproduce": ("parallel_decoding.reproduce", [str(missing)], f"{missing} is not a directory"),
+        "inseq": ("parallel_decoding.methods.inseq.run", [f"hydra.run.dir={held}", *QUIET_HYDRA],
+                  f"{held} already holds results"),
+        "shared_prefix": ("parallel_decoding.benchmarks.shared_prefix", ["--data", str(missing)],
+                          f"data file '{missing}' not found"),
+        "profile_engine": ("parallel_decoding.benchmarks.profile_engine", ["profile", "--data", str(missing)],
+                           f"data file '{missing}' not found"),
+        "gpu_workload": ("parallel_decoding.benchmarks.gpu.workload", ["--squad", str(missing)],
+                         f"data file '{missing}' not found"),
+        "gpu_check": ("parallel_decoding.benchmarks.gpu_check", ["--dry-run", "--out", str(blocker / "out")],
+                      "Not a directory"),
+        "train_overhead": ("parallel_decoding.benchmarks.train_overhead",
+                           ["--models", "tiny_qwen3", "--steps", "100000", "--repeats", "1"], "only "),
+        "llada_convert": ("parallel_decoding.methods.llada.convert",
+                          ["--out", str(tmp / "out"), "--path", str(missing)],
+                          f"model 'missing': model.path={missing} is not a directory"),
+        "llada_compare": ("parallel_decoding.methods.llada.compare", [str(missing), str(missing)],
+                          f"{missing}: no model.safetensors"),
+    }
+
+
+ENTRY_POINTS = ["train", "evaluate", "generate", "serve", "report", "reproduce", "inseq", "shared_prefix",
+                "profile_engine", "gpu_workload", "gpu_check", "train_overhead", "llada_convert", "llada_compare"]
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_a_mistake_is_one_line_and_exit_2_in_every_entry_point(name, run_main, tmp_path):
+    module, argv, expected = _cases(tmp_path)[name]
+    code, lines = run_main(module, *argv)
+    assert code == USER_ERROR_EXIT, lines
+    [line] = lines
+    assert line.startswith(expected) and "\n" not in line, line
+
+
+@pytest.mark.slow  # lm-eval indexes its task registry first (~10-40 s)
+def test_lm_eval_mistake_is_one_line_and_exit_2(run_main):
+    code, lines = run_main("parallel_decoding.lm_eval", "--model", "parallel_decoding", "--model_args",
+                           "decoder=nope", "--tasks", "gsm8k")
+    assert code == USER_ERROR_EXIT
+    assert lines == ["decoder='nope': one of independent, batch, batch_shared, llada"]
+
+
+@pytest.mark.parametrize("module", [*HYDRA_APPS, "parallel_decoding.serve"])
+@pytest.mark.parametrize("mistake,expected", [
+    ("model=nope", "In '{task}': Could not find 'model/nope'; Available options in 'model': hub_base, "),
+    ("nope.key=3", "Could not override 'nope.key'. To append to your config use +nope.key=3 (Key 'nope' is not in "
+                   "struct)"),
+    ("seed==1", "Error parsing override 'seed==1'; extraneous input '='"),
+])
+def test_a_mistake_hydra_finds_is_one_line_and_exit_2(module, mistake, expected, run_main, tmp_path):
+    """Before any of the app's code runs: an unknown option, an unknown key, bad override syntax."""
+    code, lines = run_main(module, mistake, f"hydra.run.dir={tmp_path / 'run'}", *QUIET_HYDRA)
+    assert code == USER_ERROR_EXIT
+    [line] = lines
+    assert line.startswith(expected.format(task=module.rsplit(".", 1)[1])), line
+    assert not (tmp_path / "run").exists()

@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from parallel_decoding.utils.cli import exit_on_user_error
+
 STAGES = ("correctness", "training", "speed")
+logger = logging.getLogger(__name__)  # the module-level name: `log` is the stage log file below
 # seconds per stage on one H100/H200 (start-up, model builds and imports included): 425 s of the 8 minutes,
 # the rest for the wheel install and the kill grace
 BUDGETS_S = {"correctness": 115.0, "training": 125.0, "speed": 185.0}
@@ -165,6 +169,7 @@ def _detail(name: str, check: dict) -> str:
     return (": " + "; ".join(parts)) if parts else ""
 
 
+@exit_on_user_error(logger)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON files and the log")

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import statistics
 import sys
@@ -43,7 +44,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from parallel_decoding.utils.cli import exit_on_user_error
+
 DEFAULT_DATA = "../shared/data/squad/dev-v1.1-half-a.json"
+log = logging.getLogger(__name__)
 LAYOUTS = ("batch_shared", "in_sequence")
 # name -> SharedPrefixDecoder(lean=...) argument (LeanOptions fields as a dict)
 VARIANTS = {
@@ -277,6 +281,7 @@ def levers(args: argparse.Namespace) -> dict:
     return table
 
 
+@exit_on_user_error(log)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=("profile", "levers"))

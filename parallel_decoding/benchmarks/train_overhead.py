@@ -31,14 +31,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from parallel_decoding.config import CONFIG_DIR, PROJECT_ROOT
+from parallel_decoding.config import CONFIG_DIR, PROJECT_ROOT, ConfigError
 from parallel_decoding.data.loading import load_groups
 from parallel_decoding.methods.sft import SFTMethod, answer_loss
 from parallel_decoding.training.optim import build_optimizer, warmup_schedule
+from parallel_decoding.utils.cli import exit_on_user_error
 
 SQUAD = PROJECT_ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1-half-a.json"
 LR = 3e-5
 CLIP = 1.0
+log = logging.getLogger(__name__)
 
 
 def _config(model: str) -> DictConfig:
@@ -61,7 +63,7 @@ def _batches(cfg: DictConfig, method: SFTMethod, count: int, batch_size: int) ->
     collator = method.collator()
     examples = [ex for group in load_groups(cfg.dataset).groups for ex in collator.examples(group)]
     if len(examples) < count * batch_size:
-        raise ValueError(f"only {len(examples)} examples for {count} batches of {batch_size}")
+        raise ConfigError(f"only {len(examples)} examples for {count} batches of {batch_size}")
     return [collator(examples[i * batch_size:(i + 1) * batch_size]) for i in range(count)]
 
 
@@ -128,6 +130,7 @@ def benchmark(model: str, steps: int, warmup: int, repeats: int, batch_size: int
     }
 
 
+@exit_on_user_error(log)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="tiny_qwen3,smollm2_135m")

@@ -15,10 +15,10 @@ branch, nothing else) and differ only in where branch tokens go:
 
 In both, a branch's k-th token gets position ``prefix_len + k``, as if the branch alone continued the prefix.
 
-Extending: a 2D-RoPE branch layout (ALGORITHMS.md §1) subclasses ``Layout`` with a ``Slots`` subclass that adds
-a ``column`` field, fills it in ``_new_slots``, overrides ``visible`` with the column rule (``y_k < y_q`` or the
-same slot) and returns the (x, y) coordinates from ``extra_inputs`` for its RoPE patch. The engine needs nothing
-else: it only calls ``start``/``place``/``retire`` and reads the ``Forward`` they return.
+Extending: a 2D-RoPE branch layout (as in Fzkuji/Parallel-Decoding) subclasses ``Layout`` with a ``Slots``
+subclass that adds a ``column`` field, fills it in ``_new_slots``, overrides ``visible`` with the column rule
+(``y_k < y_q`` or the same slot) and returns the (x, y) coordinates from ``extra_inputs`` for its RoPE patch. The
+engine needs nothing else: it only calls ``start``/``place``/``retire`` and reads the ``Forward`` they return.
 """
 
 from __future__ import annotations
@@ -247,7 +247,8 @@ class BatchSharedLayout(Layout):
 
 
 class InSequenceLayout(Layout):
-    """All branches in one row after the prefix (ALGORITHMS.md §4, stage 2, with its invariants from §5.18).
+    """All branches in one row after the prefix (stage 2 of yuyijiong/parallel-decoding-in-one-sequence,
+    arXiv 2503.20533).
 
     Each forward carries the new tokens of the active branches side by side; the mask lets each see the prefix
     and its own branch only, and positions continue from the prefix per branch. When a branch finishes, its slots

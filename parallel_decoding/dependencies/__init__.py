@@ -1,7 +1,7 @@
 """Dependency-aware answering: DAG generators, cost-aware edge selection, layered scheduling, DAG quality, views.
 
 An edge ``source -> target`` always means *target needs source's answer* (the direction of the gold
-``QuestionGroup.dependencies``). The strategies that use this package are in ``strategies/collab.py``.
+``QuestionGroup.dependencies``). The strategies that use this package are in ``dependencies/strategy.py``.
 """
 
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges, estimate_tokens

@@ -1,4 +1,4 @@
-"""Lexical dependency rules, from the reference's ``HeuristicDependencyGenerator`` (ALGORITHMS.md §2).
+"""Lexical dependency rules, from the reference's ``HeuristicDependencyGenerator`` (Fzkuji/parallel-agent).
 
 For each question, in group order, three rules add edges from *earlier* questions (so the result is acyclic):
 

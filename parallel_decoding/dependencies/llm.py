@@ -2,7 +2,7 @@
 
 The model sees the questions labelled ``Q1..Qn`` (dataset ids are long hashes it would garble) and is asked
 for ``{"edges": [{"Q3": "Q1"}]}``, where ``{"Q3": "Q1"}`` means *Q3 needs Q1's answer*, i.e. the edge
-Q1 -> Q3 (ALGORITHMS.md §5 item 11; the reference prompt's own label for the key contradicted its example).
+Q1 -> Q3 (as in Fzkuji/parallel-agent's planner prompt, whose own label for the key contradicted its example).
 The parser also accepts ``{"source": .., "target": ..}`` / ``{"from": .., "to": ..}`` items, list values
 (``{"Q3": ["Q1", "Q2"]}``), a bare mapping without ``"edges"``, single-quoted Python literals, code fences,
 ``<think>`` blocks and prose around the JSON. Confidence is the item's ``confidence`` when given, otherwise
@@ -16,15 +16,14 @@ long prompt for what is a question-to-question judgement.
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import DependencyEdge, EdgeGenerator, GeneratedEdges
 from parallel_decoding.dependencies.heuristic import heuristic_edges
-from parallel_decoding.prompting.extraction import strip_thinking
+from parallel_decoding.prompting.literals import literal_values
+from parallel_decoding.prompting.thinking import strip_thinking
 
 if TYPE_CHECKING:
     from parallel_decoding.backends.base import Backend
@@ -71,50 +70,13 @@ def label_index(value: Any, count: int) -> int | None:
 
 def _json_values(text: str) -> list[Any]:
     """Every JSON (or Python-literal) object/array in ``text``, outermost first, in order of appearance."""
-    decoder = json.JSONDecoder()
     values, covered_until = [], -1
-    for match in re.finditer(r"[\[{]", text):
-        start = match.start()
+    for start, end, value in literal_values(text):
         if start < covered_until:  # inside a value already taken: its parts are not separate answers
             continue
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            end = _balanced_end(text, start)
-            if end is None:
-                continue
-            try:
-                value = ast.literal_eval(text[start:end])
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                continue
         values.append(value)
         covered_until = end
     return values
-
-
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index past the bracket closing the one at ``start`` (quotes respected), or None when it never closes."""
-    pairs = {"{": "}", "[": "]"}
-    stack, quote, escaped = [], None, False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in pairs:
-            stack.append(pairs[ch])
-        elif ch in "}]":
-            if not stack or stack.pop() != ch:
-                return None
-            if not stack:
-                return i + 1
-    return None
 
 
 def _get(item: dict, keys: tuple[str, ...]) -> tuple[bool, Any]:

@@ -1,4 +1,4 @@
-"""Cost-aware edge selection (the reference's ``select_dependency_edges``, ALGORITHMS.md §2).
+"""Cost-aware edge selection (the reference's ``select_dependency_edges`` in Fzkuji/parallel-agent).
 
 Every dependency costs prompt tokens — the dependent's prompt carries the prerequisite's question and
 answer — and time, since the dependent waits a layer. Candidates are filtered and ranked:
@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import networkx as nx
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.dependencies.edges import DependencyEdge
 
 
@@ -33,7 +34,7 @@ class SelectionPolicy:
 
     def __post_init__(self) -> None:
         if self.max_dependencies is not None and self.max_dependencies < 0:
-            raise ValueError(f"max_dependencies must be >= 0 or null, got {self.max_dependencies}")
+            raise ConfigError(f"max_dependencies must be >= 0 or null, got {self.max_dependencies}")
 
 
 @dataclass(frozen=True)

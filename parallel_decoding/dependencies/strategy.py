@@ -1,6 +1,6 @@
 """Dependency-aware strategies: build a DAG over the group's questions, keep the edges worth their cost, then
 answer layer by layer — everything independent in one batch, dependents after their prerequisites with those
-answers in their prompts (ALGORITHMS.md §2).
+answers in their prompts (the collab strategies of Fzkuji/parallel-agent).
 
 One class serves ``collab_heuristic``, ``collab_llm``, ``collab_bert`` and ``collab_gold``; the YAML picks the
 generator and the selection policy. Beyond the usual predictions and efficiency, each group's ``extra`` holds
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from parallel_decoding.backends.base import Backend
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.dependencies.edges import EdgeGenerator, GeneratedEdges, estimate_tokens
 from parallel_decoding.dependencies.quality import compare_edges, has_gold_dag, precision_recall_f1
@@ -34,7 +35,7 @@ class CollabStrategy(Strategy):
                  batch_size: int | None = None, measure_ideal: bool = True, run_dir: str | None = None) -> None:
         super().__init__(name)
         if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or null (one call per layer), got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1 or null (one call per layer), got {batch_size}")
         self.generator = generator
         self.selection = selection if isinstance(selection, SelectionPolicy) else SelectionPolicy(**(selection or {}))
         self.batch_size = batch_size

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from parallel_decoding.prompting.thinking import strip_thinking
+
 LETTERS = "ABCDEFGHIJ"
 _RUN = r"[A-J](?:\s*(?:,|、|，|/|&|\band\b|和|及)?\s*[A-J])*"  # one letter or a list of letters
 _ALONE = r"(?<![A-Za-z])({run})(?![A-Za-z])"
@@ -21,13 +23,6 @@ _MARKER = re.compile(
 _LEADING = re.compile(r"^[\s*_>#\-]*[(（\[【]?\s*" + _ALONE.format(run=_RUN) + r"\s*(?:[)）\]】.．:：、,，;；\s]|$)")
 _ANYWHERE = re.compile(_ALONE.format(run=_RUN))
 _ARTICLE_A = re.compile(r"A\s+[a-z]")
-_THINKING = re.compile(r"^.*</think(?:ing)?\s*>|<think(?:ing)?\s*>.*$", re.IGNORECASE | re.DOTALL)
-
-
-def strip_thinking(text: str) -> str:
-    """Drop reasoning (everything up to the last ``</think>``, or after an unclosed ``<think>``), so an
-    option weighed while thinking is never read as the choice. (A local copy: metrics import no strategies.)"""
-    return _THINKING.sub("", text)
 
 
 def _letters(run: str, valid: str) -> str:
@@ -44,7 +39,8 @@ def extract_choice(text: str, options: dict[str, str] | None = None, valid: str 
     """The chosen letters, sorted ("C", "ACD"), or "" when the text names no option."""
     if options:
         valid = "".join(sorted(options))
-    text = strip_thinking(text or "").strip()
+    # Everything before the last </think> is thinking: an option weighed there is never read as the choice.
+    text = strip_thinking(text or "", keep_between_blocks=False).strip()
     for pattern in (_MARKER, _LEADING):
         for match in pattern.finditer(text):
             if not _is_article(text, match) and (chosen := _letters(match.group(1), valid)):

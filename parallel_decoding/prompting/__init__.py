@@ -1,1 +1,2 @@
-"""Text in and out of a model: prompts, answer extraction, thinking stripping. Low level: no torch, no model."""
+"""Text in and out of a model: prompts, chat encoding, answer extraction, thinking stripping, JSON found in prose.
+Low level: no torch, no model."""

@@ -8,16 +8,13 @@ format drift without the other metrics losing correct answers.
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_THINK_BLOCK = re.compile(r"<think(?:ing)?\s*>.*?</think(?:ing)?\s*>", re.IGNORECASE | re.DOTALL)
-_THINK_OPEN = re.compile(r"<think(?:ing)?\s*>", re.IGNORECASE)
-_THINK_CLOSE = re.compile(r"</think(?:ing)?\s*>", re.IGNORECASE)
+from parallel_decoding.prompting.literals import literal_values
+from parallel_decoding.prompting.thinking import strip_thinking
 
 # The body may span lines but not another opening tag: "<answer>a ... <answer>b</answer>" is one
 # unclosed answer followed by a closed one, not a single answer containing a tag.
@@ -29,23 +26,6 @@ _ANSWER_PREFIX = re.compile(
 _FENCE_LINE = re.compile(r"^\s*```[\w-]*\s*$")
 # Quotes that commonly wrap a short answer; stripped only when they appear at both ends.
 _WRAPPERS = frozenset("\"'`“”‘’«»")
-
-
-def strip_thinking(text: str) -> str:
-    """Remove reasoning so that answers quoted while thinking are never mistaken for the final one.
-
-    Complete ``<think>...</think>`` blocks are removed; a closing tag without an opening one (the
-    chat template opened the block in the prompt) drops everything before it; an unclosed opening tag
-    (generation ran out mid-thought) drops everything after it.
-    """
-    text = _THINK_BLOCK.sub("", text)
-    closes = list(_THINK_CLOSE.finditer(text))
-    if closes:
-        text = text[closes[-1].end() :]
-    opened = _THINK_OPEN.search(text)
-    if opened:
-        text = text[: opened.start()]
-    return text
 
 
 @dataclass(frozen=True)
@@ -81,52 +61,11 @@ def _value_to_text(value: Any) -> str:
     return str(value)
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index just past the ``}`` that closes the ``{`` at ``start``, ignoring braces inside quotes."""
-    depth = 0
-    quote: str | None = None
-    escaped = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
-
-
 def _iter_json_objects(text: str) -> Iterator[dict[str, Any]]:
-    """Yield every parseable ``{...}`` in order of its opening brace, nested ones included.
-
-    Strict JSON is tried first; Python-literal dicts (single quotes) are a common near-miss and are
-    accepted as a fallback. Fences and surrounding prose are skipped because parsing starts at a brace.
-    """
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        start = match.start()
-        try:
-            obj, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            end = _balanced_end(text, start)
-            if end is None:
-                continue
-            try:
-                obj = ast.literal_eval(text[start:end])
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                continue
-        if isinstance(obj, dict):
-            yield obj
+    """Every parseable ``{...}`` in order of its opening brace, nested ones included."""
+    for _, _, value in literal_values(text):
+        if isinstance(value, dict):
+            yield value
 
 
 def _get_key(obj: dict[str, Any], key: str) -> tuple[bool, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from parallel_decoding.backends.base import Backend
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 from parallel_decoding.prompting.prompts import single_question_messages
@@ -12,7 +13,7 @@ class BatchStrategy(Strategy):
     def __init__(self, name: str, batch_size: int = 8) -> None:
         super().__init__(name)
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
     def answer_group(self, group: QuestionGroup, backend: Backend) -> list[QuestionPrediction]:

@@ -18,7 +18,9 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 
 from parallel_decoding.config import ConfigError
 
@@ -43,9 +45,19 @@ def find_user_error(err: BaseException | None) -> BaseException | None:
 @contextmanager
 def exit_on_user_error(log: logging.Logger) -> Iterator[None]:
     """Entry points: a configuration mistake prints one clear line and exits 2; real bugs keep their traceback.
-    (``guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.)"""
+    (``guard_run`` without a run dir: also unwritable paths, and Ctrl-C as exit 130.) A ``with`` block, or a
+    decorator on a ``main``: ``@exit_on_user_error(log)``."""
     with guard_run(log, task_name=""):
         yield
+
+
+def say_error(log: logging.Logger, message: str) -> None:
+    """The one line, through ``log`` where logging is set up (Hydra's, ``basicConfig``), else ``error: ...`` on
+    stderr (as ``RunDirCheck`` prints it), never Python's bare last-resort line."""
+    if log.hasHandlers():
+        log.error("%s", message)
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def user_error_message(err: BaseException | None) -> str | None:
@@ -66,6 +78,41 @@ def user_error_message(err: BaseException | None) -> str | None:
             return f"{err.strerror or err}{where}"
         err = err.__cause__ or err.__context__
     return None
+
+
+def run_hydra_app(main: Callable[[], Any]) -> None:
+    """Start a ``@hydra.main`` app so that a mistake Hydra finds before the run (an unknown key, a config group
+    option that does not exist, bad override syntax) is one line and exit 2 too; anything else is left as it is
+    (a bug: its traceback, exit 1)."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them and exiting 1
+    try:
+        main()
+    except (ConfigCompositionException, OverrideParseException, SearchPathException) as err:
+        print(f"error: {hydra_error_line(err)}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_EXIT)
+
+
+def hydra_error_line(err: BaseException) -> str:
+    """Hydra's message on one line: option lists joined by commas, the config search path and OmegaConf's
+    ``full_key``/``object_type`` details left out."""
+    lines = []
+    for line in str(err).splitlines():
+        if line.startswith("Config search path"):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    if err.__cause__ is not None and str(err.__cause__).strip():
+        lines.append(f"({str(err.__cause__).strip().splitlines()[0]})")
+    text, listing = "", False
+    for line in lines:
+        if not text:
+            text = line
+        elif listing:
+            text += (" " if text.endswith(":") else ", ") + line
+        else:
+            text += (" " if text[-1] in ".:;" or line.startswith("(") else "; ") + line
+        listing = listing or line.endswith(":")
+    return text
 
 
 def run_dir_is_empty(run_dir: str | Path, task_name: str) -> bool:
@@ -150,7 +197,7 @@ def guard_run(log: logging.Logger, *, task_name: str, run_dir: str | Path | None
         message = user_error_message(err)
         if message is None:
             raise
-        log.error("%s", message)
+        say_error(log, message)
         remove_if_empty(run_dir, task_name)
         sys.exit(USER_ERROR_EXIT)
     finally:
@@ -161,11 +208,11 @@ def guard_run(log: logging.Logger, *, task_name: str, run_dir: str | Path | None
 def _report_interrupt(log: logging.Logger, task_name: str, run_dir: str | Path | None,
                       resume_hint: str | None) -> None:
     if remove_if_empty(run_dir, task_name):
-        log.error("interrupted before anything was written")
+        say_error(log, "interrupted before anything was written")
     elif resume_hint:
-        log.error("interrupted; resume with %s", resume_hint)
+        say_error(log, f"interrupted; resume with {resume_hint}")
     else:
-        log.error("interrupted")
+        say_error(log, "interrupted")
     sys.exit(INTERRUPTED_EXIT)
 
 
@@ -205,5 +252,6 @@ class RunDirCheck(_HydraCallback):  # type: ignore[misc,valid-type]
             sys.exit(USER_ERROR_EXIT)
 
 
-__all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "RunDirCheck", "check_writable_dir", "guard_run", "in_multirun",
-           "remove_if_empty", "run_dir_is_empty", "user_error_message"]
+__all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "RunDirCheck", "check_writable_dir", "exit_on_user_error",
+           "find_user_error", "guard_run", "hydra_error_line", "in_multirun", "remove_if_empty", "run_dir_is_empty",
+           "run_hydra_app", "say_error", "user_error_message"]

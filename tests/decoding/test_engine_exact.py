@@ -176,7 +176,7 @@ def test_low_precision_padded_rows_stay_finite(qwen3_models):
 
 
 def test_incremental_decoding_equals_one_full_forward(qwen3_models):
-    """ALGORITHMS.md §5.5: the cached step-by-step decode equals one uncached forward over the final in-sequence
+    """The cached step-by-step decode equals one uncached forward over the final in-sequence
     layout (the same positions, the full mask of ``full_visibility``): each slot's argmax is the token its
     branch produced next."""
     model, _, _ = qwen3_models["eager"]

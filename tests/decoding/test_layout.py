@@ -1,8 +1,8 @@
 """Layouts as data: who sees whom, which positions tokens get, and how finished branches are dropped.
 
-Invariants from ALGORITHMS.md §5.18 (one-sequence parallel): a branch token sees exactly the prefix and its own
-earlier tokens (and itself); positions continue from the prefix per branch; blocked entries are the dtype's
-minimum in a float mask, never a bool."""
+Invariants of one-sequence parallel decoding (yuyijiong/parallel-decoding-in-one-sequence, arXiv 2503.20533): a
+branch token sees exactly the prefix and its own earlier tokens (and itself); positions continue from the prefix per
+branch; blocked entries are the dtype's minimum in a float mask, never a bool."""
 
 from __future__ import annotations
 

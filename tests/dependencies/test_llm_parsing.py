@@ -1,6 +1,6 @@
 """The LLM edge-list parser on messy outputs (fences, thinking, prose, Python literals, broken JSON), the
-``{"Q3": "Q1"}`` = Q1 -> Q3 convention (ALGORITHMS.md §5 item 11), and the heuristic fallback — with a canned
-planner reply here and, in ``tests/strategies/test_collab.py``, with the random tiny model for real."""
+``{"Q3": "Q1"}`` = Q1 -> Q3 convention, and the heuristic fallback — with a canned
+planner reply here and, in ``tests/dependencies/test_strategy.py``, with the random tiny model for real."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from parallel_decoding.prompting.extraction import (
     ExtractedAnswer,
     extract_answer,
     extract_tagged_answers,
-    strip_thinking,
 )
 
 IDS = [f"Q{i}" for i in range(1, 13)]
@@ -16,24 +15,6 @@ IDS = [f"Q{i}" for i in range(1, 13)]
 
 def A(text: str, valid: bool) -> ExtractedAnswer:
     return ExtractedAnswer(text, valid)
-
-
-# --- strip_thinking ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("<think>hmm</think>Paris", "Paris"),
-        ("<THINK>a\nb</THINK>x<think>c</think>y", "xy"),
-        ("reasoning from a template-opened block</think>\nParis", "\nParis"),
-        ("Paris\n<think>ran out of tokens", "Paris\n"),
-        ("no reasoning at all", "no reasoning at all"),
-        ("<think>only thoughts", ""),
-    ],
-)
-def test_strip_thinking(raw: str, expected: str) -> None:
-    assert strip_thinking(raw) == expected
 
 
 # --- extract_answer -------------------------------------------------------------------------------

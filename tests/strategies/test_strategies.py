@@ -9,7 +9,13 @@ import pytest
 from parallel_decoding.backends.base import GenerationSettings
 
 from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.config import ConfigError
 from parallel_decoding.data.synthetic import load_synthetic
+from parallel_decoding.dependencies.heuristic import HeuristicGenerator
+from parallel_decoding.dependencies.selection import SelectionPolicy
+from parallel_decoding.dependencies.strategy import CollabStrategy
+from parallel_decoding.methods.crossbatch.strategy import CrossBatchStrategy
+from parallel_decoding.methods.llada.strategy import LLaDAStrategy
 from parallel_decoding.metrics.efficiency import PrefixTrie
 from parallel_decoding.strategies.all_in_one import AllInOneStrategy
 from parallel_decoding.strategies.batch import BatchStrategy
@@ -74,3 +80,16 @@ def test_prefix_trie_counts_shared_prefixes_once():
     trie.add([1, 2, 3, 5, 6])
     trie.add([1, 2])
     assert trie.size == 6
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda: BatchStrategy("batch", batch_size=0), "batch_size must be >= 1, got 0"),
+    (lambda: CollabStrategy("collab_heuristic", HeuristicGenerator(), batch_size=0), "batch_size must be >= 1 or null"),
+    (lambda: SelectionPolicy(max_dependencies=-1), "max_dependencies must be >= 0 or null, got -1"),
+    (lambda: CrossBatchStrategy("collab_hidden", max_rows=0), "max_rows must be >= 1 or null, got 0"),
+    (lambda: LLaDAStrategy("llada", batch_size=0), "batch_size must be >= 1, got 0"),
+])
+def test_an_option_out_of_range_is_a_config_error_in_every_strategy(build, message):
+    """A user's mistake (one line, exit 2 at the entry point), the same in every strategy."""
+    with pytest.raises(ConfigError, match=message):
+        build()

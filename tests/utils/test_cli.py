@@ -1,4 +1,4 @@
-"""cli.py: which errors are a user's (one line, exit 2), Ctrl-C (one line, exit 130, how to resume), and which
+"""utils/cli.py: which errors are a user's (one line, exit 2), Ctrl-C (one line, exit 130, how to resume), and which
 run dirs a failed run removes."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 import pytest
 from hydra.errors import InstantiationException
 
-from parallel_decoding.utils.cli import (INTERRUPTED_EXIT, USER_ERROR_EXIT, RunDirCheck, check_writable_dir, guard_run,
-                                   run_dir_is_empty, user_error_message)
+from parallel_decoding.utils.cli import (INTERRUPTED_EXIT, USER_ERROR_EXIT, RunDirCheck, check_writable_dir,
+                                         exit_on_user_error, guard_run, run_dir_is_empty, user_error_message)
 from parallel_decoding.config import ConfigError
 
 log = logging.getLogger("tests.cli")
@@ -55,6 +55,30 @@ def test_guard_turns_a_user_error_into_one_line_and_exit_2(caplog):
             raise wrapped(ConfigError("unknown strategy 'indepndent'"))
     assert exit_.value.code == USER_ERROR_EXIT
     assert [r.getMessage() for r in caplog.records] == ["unknown strategy 'indepndent'"]
+
+
+def test_without_logging_set_up_the_line_still_says_error(capsys):
+    """A plain ``python -m`` tool configures no logging: the line is printed as ``RunDirCheck`` prints it."""
+    unconfigured = logging.getLogger("tests.cli.unconfigured")
+    unconfigured.propagate = False
+    with pytest.raises(SystemExit) as exit_:
+        with exit_on_user_error(unconfigured):
+            raise FileNotFoundError("data file 'x.json' not found")
+    assert exit_.value.code == USER_ERROR_EXIT
+    assert capsys.readouterr().err == "error: data file 'x.json' not found\n"
+
+
+def test_exit_on_user_error_decorates_a_main():
+    @exit_on_user_error(log)
+    def main(argv: list[str]) -> int:
+        if not argv:
+            raise ConfigError("give a run dir")
+        return 0
+
+    assert main(["x"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == USER_ERROR_EXIT
 
 
 def test_guard_lets_bugs_keep_their_traceback():

@@ -1,4 +1,4 @@
-"""hub.py: offline is detected once, quickly, and puts the hub libraries in offline mode."""
+"""utils/hub.py: offline is detected once, quickly, and puts the hub libraries in offline mode."""
 
 from __future__ import annotations
 

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Any
 
 from parallel_decoding.data.schema import Question, QuestionGroup
 from parallel_decoding.prompting.chat import chat_prompt_ids
+from parallel_decoding.utils.cli import exit_on_user_error
 
 LENGTHS_FILE = Path(__file__).parent / "data" / "squad_lengths.json"
 SQUAD = "../shared/data/squad/dev-v1.1-half-a.json"
+log = logging.getLogger(__name__)
 GROUPS, GROUP_SIZE, SEED = 6, 8, 13
 
 WORDS = ("the of and river city people north south water first after during between century government "
@@ -109,6 +112,7 @@ def synthetic_groups(tokenizer, lengths: dict[str, Any] | None = None, seed: int
     return groups
 
 
+@exit_on_user_error(log)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate data/squad_lengths.json from the shared SQuAD file.")
     parser.add_argument("--squad", default=SQUAD)

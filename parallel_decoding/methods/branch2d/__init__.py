@@ -1,5 +1,5 @@
 """2D-RoPE branching (``method=branch2d``): questions as branches side by side in a second position dimension,
-decoded together (ALGORITHMS.md §1). ``rope`` (Interleaved2DRoPE), ``layout`` (BranchLayout), ``decoder``
+decoded together (after Fzkuji/Parallel-Decoding). ``rope`` (Interleaved2DRoPE), ``layout`` (BranchLayout), ``decoder``
 (parallel branch decoding, collapse diagnostic), ``data`` (training layouts), ``module`` (LightningModule)."""
 
 from parallel_decoding.methods.branch2d.decoder import (branch_collapse, branch_generate, final_layout,

@@ -16,11 +16,12 @@ Coordinates and visibility come from ``BranchLayout`` (``decoder.final_layout``)
 layout decoding builds, including the rule that a branch's last token (its end-of-turn) is a target only, never an
 input.
 
-Labels (ALGORITHMS.md §5.4, the reference's bug §1.1 fixed): slot t of branch b is trained to predict branch b's
-next token, taken from that slot's own hidden state, and only where that token is part of the answer. No
-(input, target) pair spans two branches; the trunk's only targets are A1's tokens (and its end of turn) as ordinary
-causal next tokens. Groups longer than ``max_length`` are skipped and counted (``MethodCollator.skipped``), never
-truncated: cutting would drop answers and their end tokens (§1.7).
+Labels (the reference, Fzkuji/Parallel-Decoding, shifts them along the flat sequence, across branches; fixed
+here): slot t of branch b is trained to predict branch b's next token, taken from that slot's own hidden state, and
+only where that token is part of the answer. No (input, target) pair spans two branches; the trunk's only targets
+are A1's tokens (and its end of turn) as ordinary causal next tokens. Groups longer than ``max_length`` are
+skipped and counted (``MethodCollator.skipped``), never truncated: cutting would drop answers and their end tokens
+(the reference's truncation did).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
 All branches advance together: the trunk is prefilled once (ordinary causal positions, which the 2D scheme gives
 the trunk), every branch prompt is placed in one forward, then each step is ONE forward carrying one new token per
 active branch (``BranchLayout``), never the reference's round-robin of one branch per call. A branch's first answer
-token comes from its prompt's last logits (no re-fed token, no column shift: §1 bugs 3), and its coordinates equal
-those of an uncached forward over the final layout, which training uses.
+token comes from its prompt's last logits (no re-fed token, no column shift, unlike the reference), and its
+coordinates equal those of an uncached forward over the final layout, which training uses.
 """
 
 from __future__ import annotations

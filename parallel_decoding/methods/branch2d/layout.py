@@ -1,5 +1,5 @@
 """The 2D branch layout: a trunk (the shared context) and the questions as branches side by side in a second
-position dimension, all in ONE cached sequence (ALGORITHMS.md §1, with its bugs fixed).
+position dimension, all in ONE cached sequence (after Fzkuji/Parallel-Decoding, with its bugs fixed).
 
 Coordinates of every token (pos1d, x, y), with T the trunk length and k = b + 1 the branch number (trunk k = 0):
 
@@ -14,7 +14,8 @@ Coordinates of every token (pos1d, x, y), with T the trunk length and k = b + 1 
 So the x channels see a branch as its 1D continuation shifted by ``x_stride * k``: two tokens of one branch differ
 by their column distance in every channel, tokens of different branches additionally by a multiple of the stride.
 Positions are pure functions of (branch, index in branch, prompt lengths): a branch's coordinates never depend on
-how many tokens other branches produced, so decoding needs no collision-prone "previous flat index + 1" (§1 bug 2).
+how many tokens other branches produced, so decoding needs no collision-prone "previous flat index + 1" (the
+reference's decode positions).
 
 Masks (float additive, built by ``decoding.layout.additive_mask``; a PAD slot sees only itself, never NaN):
 

@@ -1,5 +1,5 @@
-"""Interleaved 2D RoPE (ALGORITHMS.md §1): a few rotary frequency channels carry a token's branch coordinate x and
-its column y, the others its 1D position.
+"""Interleaved 2D RoPE (Fzkuji/Parallel-Decoding): a few rotary frequency channels carry a token's branch
+coordinate x and its column y, the others its 1D position.
 
 Positions travel with each forward, never as module state: a patched model takes ``position_ids`` either as
 ``[batch, seq]`` (ordinary 1D positions; then x = y = pos1d and the model is exactly the unpatched one) or as
@@ -9,7 +9,8 @@ every caller here passes), so no other part of the model is patched.
 
 The channel set is stored in the model config (``config.branch2d_rope``), so ``save_pretrained`` writes it to
 ``config.json`` and ``load_branch2d_model`` / ``patch_from_config`` restore the exact same patch: training,
-evaluation and decoding can never use different channels (reference bug §1.4).
+evaluation and decoding can never use different channels (the reference's pretraining patched other channels than
+its SFT and evaluation).
 
 Covered: models whose decoder owns one ``rotary_emb`` with an ``inv_freq`` buffer and calls it as
 ``rotary_emb(hidden, position_ids)`` — Llama, Qwen2, Qwen3 in transformers 5 — with static RoPE types (default,

@@ -53,7 +53,7 @@ class CrossBatchStrategy(Strategy):
         self.variants = tuple(variants or ([published["variant"]] if published else ["crossbatch"]))
         self.base_model = base_model  # the run's model name: the checkpoint must have been trained on it
         if max_rows is not None and max_rows < 1:
-            raise ValueError(f"max_rows must be >= 1 or null, got {max_rows}")
+            raise ConfigError(f"max_rows must be >= 1 or null, got {max_rows}")
         self.max_rows = max_rows
         self._model = None  # CrossBatchModel, once loaded (or bound)
         self._backend: HFBackend | None = None

@@ -1,4 +1,5 @@
-"""In-sequence parallel decoding of model-planned branches (yuyijiong, arXiv 2503.20533; ALGORITHMS.md §4).
+"""In-sequence parallel decoding of model-planned branches (yuyijiong/parallel-decoding-in-one-sequence,
+arXiv 2503.20533).
 
     decoder = InSequenceDecoder(model, tokenizer, stop_token_ids, sampling, InSequenceSettings())
     parallel = decoder.parallel(prompt_ids)   # outline -> branches in one sequence -> conclusion

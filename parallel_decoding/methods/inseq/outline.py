@@ -1,6 +1,7 @@
 """Stage 1 of in-sequence parallel decoding: the model writes an outline of independent steps, titles only.
 
-Format (ALGORITHMS.md §4): a free stem, then ``####Title 1:......\\n\\n####Title 2:......\\n\\n####%%%%``.
+Format (yuyijiong/parallel-decoding-in-one-sequence, arXiv 2503.20533): a free stem, then
+``####Title 1:......\\n\\n####Title 2:......\\n\\n####%%%%``.
 ``OutlineConstraint`` is a logits processor that enforces it once the model opens the outline with ``####``:
 
 - inside a title, newlines, ``#`` and stop tokens are banned, and a title longer than ``max_title_tokens`` is

@@ -1,6 +1,7 @@
-"""The format instruction appended to every in-sequence task prompt (ALGORITHMS.md §4, "Prompt"), in our own
-words: independent steps are written ``####Title:`` ... and closed with ``####%%%%``; a step whose content is
-``......`` is a title-only outline entry. The same prompt goes to normal decoding (a fair comparison)."""
+"""The format instruction appended to every in-sequence task prompt (yuyijiong/parallel-decoding-in-one-sequence,
+arXiv 2503.20533), in our own words: independent steps are written ``####Title:`` ... and closed with
+``####%%%%``; a step whose content is ``......`` is a title-only outline entry. The same prompt goes to normal
+decoding (a fair comparison)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The group's single-question chat prompts are split at their longest common token
 exactly as ``inseq_qa`` decodes them; every question becomes a branch ``question suffix + <answer>gold</answer>
 + end of turn`` placed after the prefix, all branches one after another. Positions and visibility come from
 ``InSequenceLayout`` (each branch sees the prefix and itself, positions restart at the prefix end per branch),
-so training sees exactly the layout decoding uses. Labels (ALGORITHMS.md §5.4 fixed): slot t is trained to
+so training sees exactly the layout decoding uses. Labels: slot t is trained to
 predict the *same branch's* next token, and only where that token belongs to the answer; no pair spans two
 branches (the reference shifted labels along the flat sequence, across branches).
 """

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
+
+from parallel_decoding.utils.cli import exit_on_user_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,11 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", action="store_true", help="also compare values (max |A-B| per tensor)")
     parser.add_argument("--json", help="write the comparison as JSON here")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error(log):
         result = compare_checkpoints(args.a, args.b, values=args.values)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(report(result, args.a, args.b, args.values))
     if args.json:
         Path(args.json).write_text(json.dumps({**asdict(result), "same_layout": result.same_layout,

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
 from parallel_decoding.models.bundle import ModelBundle
 from parallel_decoding.models.pretrained import load_pretrained
+from parallel_decoding.utils.cli import exit_on_user_error
 
 CONVERSION_FILE = "conversion.json"
+log = logging.getLogger(__name__)
 
 
 def load_causal(overrides: list[str], path: str | None, dtype: str) -> ModelBundle:
@@ -68,12 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-source", help="also save the causal model as loaded here")
     parser.add_argument("overrides", nargs="*", help="model config overrides, e.g. model=tiny_qwen3")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error(log):
         bundle = load_causal(args.overrides, args.path, args.dtype)
         out = convert(bundle, args.out, args.mask_token_id, args.save_source, args.shift_logits)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(json.dumps(json.loads((out / CONVERSION_FILE).read_text())))
     print(f"diffusion model written to {out}")
     return 0

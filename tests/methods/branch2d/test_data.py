@@ -1,9 +1,10 @@
 """Branch2D training examples: every supervised target is the same branch's next answer token (checked on a
-hand-built group, the reference's bug §1.1), coordinates follow the layout formulas, over-long groups are skipped
-and counted, padded rows stay finite in bf16, and the layout loss equals each branch trained ALONE under its 2D
-positions (an independent, causal, one-branch-at-a-time reference). With ``trunk=context_first_question`` the trunk
-is Q1's prompt + A1 + the next user turn's start (checked against the chat written out as text), A1 is supervised
-causally in the trunk, and a single-question group is exactly sft's example."""
+hand-built group; the reference shifted labels across branches), coordinates follow the layout formulas,
+over-long groups are skipped and counted, padded rows stay finite in bf16, and the layout loss equals each branch
+trained ALONE under its 2D positions (an independent, causal, one-branch-at-a-time reference). With
+``trunk=context_first_question`` the trunk is Q1's prompt + A1 + the next user turn's start (checked against the
+chat written out as text), A1 is supervised causally in the trunk, and a single-question group is exactly sft's
+example."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ written out here (not taken from BranchLayout):
 
 - ``isolated``: each branch decoded ALONE (trunk + that branch, causal) under its 2D positions;
 - ``column``: teacher-forced consistency, i.e. one uncached forward over the final layout with the reference's
-  column mask predicts every generated token (incremental = full, ALGORITHMS.md §5.5). A branch's last token
+  column mask predicts every generated token (incremental = full). A branch's last token
   (its stop token, or the one that used up its budget) is output only: it is never run through the model, so
   no other branch sees it (training lays examples out the same way).
 

@@ -1,4 +1,4 @@
-"""``method=inseq``: every supervised target is the same branch's next answer token (ALGORITHMS.md §5.4), the
+"""``method=inseq``: every supervised target is the same branch's next answer token (never a pair across branches), the
 in-sequence loss equals the loss of each question trained alone (SFT's collator and loss as the independent
 reference), gradients flow, ``predict_step`` runs the three stages, and the experiment trains one step."""
 

@@ -1,4 +1,5 @@
-"""Stage 1: the outline grammar (ALGORITHMS.md §4 and its bugs, §5.18 "stage 1 survives a missing marker")."""
+"""Stage 1: the outline grammar of yuyijiong/parallel-decoding-in-one-sequence (arXiv 2503.20533), with its bugs
+fixed; stage 1 survives a missing marker."""
 
 from __future__ import annotations
 

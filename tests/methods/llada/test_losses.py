@@ -1,4 +1,4 @@
-"""Losses on hand-computed tiny tensors (ALGORITHMS §5.15): guidelines / dllm / soft_ce, pretraining divides
+"""Losses on hand-computed tiny tensors: guidelines / dllm / soft_ce, pretraining divides
 by B*L, SFT by B and each row's answer length, the reweight cap, fp32 under bf16, an empty M gives 0; and the
 whole objective: prompt untouched, block bias passed on, a shifted model scored from the previous state."""
 

@@ -1,5 +1,5 @@
 """The diffusion model: conversion keeps weights, the mask id is not text, attention is non-causal, the bias
-reaches attention under eager and SDPA, padding is invisible, save/load round-trips (ALGORITHMS §5.13, §5.16);
+reaches attention under eager and SDPA, padding is invisible, save/load round-trips;
 ``shift_logits`` reads position i from hidden state i - 1 in every form, survives saving, and refuses a cached
 query that would need a state it does not have."""
 

@@ -1,4 +1,4 @@
-"""Noising (ALGORITHMS §5.14): masked fraction ~ p for every schedule, at least one token, the SFT prompt never
+"""Noising: masked fraction ~ p for every schedule, at least one token, the SFT prompt never
 noised, random_replace positions in M, and each noise setting changes what happens."""
 
 from __future__ import annotations

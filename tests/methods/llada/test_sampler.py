@@ -1,4 +1,4 @@
-"""The sampler (ALGORITHMS §5.17): each block commits exactly block_length tokens, no masks remain, nothing
+"""The sampler: each block commits exactly block_length tokens, no masks remain, nothing
 outside the current block changes, cfg 0 equals the conditional logits, T=0 is deterministic; plus the budget,
 remasking, threshold decoding, the prefix cache (exact for a shifted model too), block attention, early stop,
 left padding."""
