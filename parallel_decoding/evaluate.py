@@ -17,8 +17,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from parallel_decoding.utils.cli import guard_run, run_hydra_app
 from parallel_decoding.config import CONFIG_DIR
+from parallel_decoding.utils.cli import guard_run, run_hydra_app
 from parallel_decoding.utils.preflight import check_config, check_devices
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = HydraConfig.get().runtime.output_dir
     with guard_run(log, task_name=cfg.task_name, run_dir=run_dir, resume_hint=f"resume=true hydra.run.dir={run_dir}"):
         check_config(cfg, "evaluate")  # names and types, before the heavy imports below
+        # lazy: torch & co. (seconds) load only once the config is checked
         from parallel_decoding.evaluation.runner import failed_strategy_lines, run_evaluation
         from parallel_decoding.evaluation.table import print_results
         from parallel_decoding.metrics.metric_sets import primary_metric

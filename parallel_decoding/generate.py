@@ -21,10 +21,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from parallel_decoding.backends.base import GenerationSettings
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import CONFIG_DIR, ConfigError
-from parallel_decoding.utils.cli import exit_on_user_error, run_hydra_app
-from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.methods.base import load_trained
+from parallel_decoding.methods.llada.modeling import DIFFUSION_CLASSES, is_diffusion_model
+from parallel_decoding.methods.llada.module import load_diffusion_bundle
+from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
 from parallel_decoding.prompting.chat import chat_prompt_ids
+from parallel_decoding.utils.cli import exit_on_user_error, run_hydra_app
 
 log = logging.getLogger(__name__)
 DECODERS = ("auto", "hf", "diffusion")
@@ -34,12 +40,6 @@ RESULT_FILE = "generation.json"
 def load_bundle(cfg: DictConfig) -> ModelBundle:
     """``checkpoint`` (any saved dir: train's export, a converted diffusion dir, a plain HF dir) or the model config."""
     if cfg.get("checkpoint"):
-        from parallel_decoding.methods.base import load_trained
-        from parallel_decoding.methods.llada.modeling import DIFFUSION_CLASSES
-        from parallel_decoding.methods.llada.module import load_diffusion_bundle
-
-        from parallel_decoding.models.bundle import check_saved_model_dir
-
         directory = check_saved_model_dir(cfg.checkpoint, "checkpoint")
         kwargs = dict(dtype=cfg.hardware.dtype, device=cfg.hardware.device,
                       attn_implementation=cfg.model.get("attn_implementation", "sdpa"))
@@ -60,10 +60,6 @@ def prompt_ids(bundle: ModelBundle, cfg: DictConfig) -> list[int]:
 
 
 def generate_once(bundle: ModelBundle, cfg: DictConfig) -> dict[str, Any]:
-    from parallel_decoding.backends.base import GenerationSettings
-    from parallel_decoding.backends.hf import HFBackend
-    from parallel_decoding.methods.llada.modeling import is_diffusion_model
-
     decoder = cfg.decoder
     if decoder not in DECODERS:
         raise ConfigError(f"decoder={decoder!r}; use one of {', '.join(DECODERS)}")
@@ -81,8 +77,6 @@ def generate_once(bundle: ModelBundle, cfg: DictConfig) -> dict[str, Any]:
             output = backend.generate([ids])[0]
             settings, extra = OmegaConf.to_container(cfg.generation, resolve=True), {}
         else:
-            from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
-
             sampler = SamplerSettings(**OmegaConf.to_container(cfg.sampler, resolve=True))
             pad = bundle.tokenizer.pad_token_id if bundle.tokenizer.pad_token_id is not None \
                 else bundle.tokenizer.eos_token_id

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from parallel_decoding.config import CONFIG_DIR
 from parallel_decoding.evaluation.inseq import run_inseq
-from parallel_decoding.utils.cli import exit_on_user_error
+from parallel_decoding.utils.cli import exit_on_user_error, run_hydra_app
 
 log = logging.getLogger(__name__)
 
@@ -35,4 +35,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main)

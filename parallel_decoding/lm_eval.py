@@ -19,8 +19,10 @@ log = logging.getLogger("parallel_decoding.lm_eval")
 
 
 def main() -> None:
+    # lazy: lm-eval and torch load inside exit_on_user_error, so a mistake there is one line
     from lm_eval.__main__ import cli_evaluate
 
+    # lazy: registering the model imports torch and lm-eval
     import parallel_decoding.evaluation.lm_harness  # noqa: F401  (registers --model parallel_decoding)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -27,10 +27,16 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from parallel_decoding.backends.base import GenerationSettings
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
+from parallel_decoding.backends.api import read_api_key
+from parallel_decoding.backends.base import GenerationSettings
 from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import CONFIG_DIR, ConfigError
+from parallel_decoding.utils.cli import guard_run, run_hydra_app
+from parallel_decoding.utils.preflight import check_config
 
 log = logging.getLogger(__name__)
 ROLES = ("system", "user", "assistant")
@@ -283,14 +289,6 @@ def _handler_for(server: ChatCompletionServer) -> type[BaseHTTPRequestHandler]:
 
 
 def _main() -> None:
-    import hydra
-    from hydra.utils import instantiate
-    from omegaconf import DictConfig
-
-    from parallel_decoding.backends.api import read_api_key
-    from parallel_decoding.utils.cli import guard_run, run_hydra_app
-    from parallel_decoding.utils.preflight import check_config
-
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="serve")
     def main(cfg: DictConfig) -> None:
         with guard_run(log, task_name=cfg.task_name, run_dir=cfg.paths.output_dir):  # e.g. port in use: one line

@@ -18,8 +18,8 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from parallel_decoding.utils.cli import guard_run, in_multirun, run_hydra_app
 from parallel_decoding.config import CONFIG_DIR
+from parallel_decoding.utils.cli import guard_run, in_multirun, run_hydra_app
 from parallel_decoding.utils.preflight import check_config, check_devices
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def main(cfg: DictConfig) -> float | None:
                    resume_hint=f"ckpt_path=last hydra.run.dir={run_dir}"):
         if not in_multirun():
             check_config(cfg, "train")  # names, types and the step budget, before the heavy imports below
+        # lazy: torch & co. (seconds) load only once the config is checked
         from parallel_decoding.training.pipeline import run_training
         from parallel_decoding.utils.runtime import hydra_mode, is_ddp_child, task_wrapper
 

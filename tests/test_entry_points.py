@@ -172,7 +172,7 @@ def _cases(tmp):
                   "serve binds to loopback addresses only"),
         "report": ("parallel_decoding.report", [str(missing)], f"sweep dir {missing} does not exist"),
         "reproduce": ("parallel_decoding.reproduce", [str(missing)], f"{missing} is not a directory"),
-        "inseq": ("parallel_decoding.methods.inseq.run", [f"hydra.run.dir={held}", *QUIET_HYDRA],
+        "inseq": ("parallel_decoding.inseq", [f"hydra.run.dir={held}", *QUIET_HYDRA],
                   f"{held} already holds results"),
         "shared_prefix": ("parallel_decoding.benchmarks.shared_prefix", ["--data", str(missing)],
                           f"data file '{missing}' not found"),

@@ -52,7 +52,7 @@ class VLLMRunner:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(request.get("kv_cache_gb", 1)))
         if not request.get("multiprocessing", False):
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        import vllm
+        import vllm  # lazy: vLLM is an optional extra (its own venv on CPU)
         from vllm import SamplingParams
 
         self.version = vllm.__version__
@@ -80,7 +80,7 @@ class VLLMRunner:
 
     def generate(self, prompts: list[list[int]]) -> list[tuple[list[int], int]]:
         """(answer ids, prompt tokens served from the cache) per prompt, in order."""
-        from vllm.inputs import TokensPrompt
+        from vllm.inputs import TokensPrompt  # lazy: vLLM, an optional extra
 
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], self.params,
                                     use_tqdm=False)
@@ -98,7 +98,7 @@ class LlamaCppRunner:
     name = "llama_cpp"
 
     def __init__(self, request: dict) -> None:
-        import llama_cpp
+        import llama_cpp  # lazy: llama-cpp-python is optional (its own venv)
 
         self.version = llama_cpp.__version__
         threads = int(request.get("threads") or 0) or None

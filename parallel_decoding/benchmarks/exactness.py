@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from parallel_decoding.backends.hf import HFBackend
+from parallel_decoding.decoding import additive_mask
 
 
 def sharpen(model: torch.nn.Module, factor: float) -> torch.nn.Module:
@@ -114,8 +115,6 @@ def branch_alone(model, prefix: Sequence[int], prompts: Sequence[Sequence[int]],
                  stop: Sequence[int], align: str = "left", stride: int = 32) -> list[int]:
     """Greedy decoding of ``branch`` alone after the trunk ``prefix`` (the ``isolated`` mask's reference): every
     step one uncached forward over trunk + this branch, causal, under the branch's 2D coordinates."""
-    from parallel_decoding.decoding import additive_mask
-
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     lengths = [len(p) for p in prompts]
     out: list[int] = []

@@ -21,14 +21,19 @@ raised or was cut off, 2 when the device is unusable (no CUDA).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
+import torch
+
+from parallel_decoding.benchmarks.gpu.common import Budget, StageReport, device_facts
 from parallel_decoding.utils.cli import exit_on_user_error
 
 STAGES = ("correctness", "training", "speed")
@@ -45,12 +50,6 @@ NO_CUDA_EXIT = 2
 
 def stage_main(stage: str, out: Path, device: str, dry_run: bool, budget_s: float) -> int:
     """One stage in this process: its checks, written to ``<out>/<stage>.json`` as they finish."""
-    import importlib
-
-    import torch
-
-    from parallel_decoding.benchmarks.gpu.common import Budget, StageReport, device_facts
-
     budget = Budget(budget_s)
     report = StageReport(out / f"{stage}.json", stage, device_facts(device), budget)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -85,8 +84,6 @@ def _run_stage(stage: str, args: argparse.Namespace, budget_s: float, log) -> di
 
 
 def _in_process(stage: str, args: argparse.Namespace, budget_s: float) -> dict:
-    import traceback
-
     start = time.perf_counter()
     try:
         rc = stage_main(stage, args.out, args.device, args.dry_run, budget_s)

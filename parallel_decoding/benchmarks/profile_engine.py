@@ -44,6 +44,21 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import torch
+from torch.profiler import ProfilerActivity, record_function
+from torch.profiler import profile as torch_profile
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.llama import modeling_llama
+
+from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.data.loading import resolve_data_path
+from parallel_decoding.data.squad import load_squad
+from parallel_decoding.decoding import SharedPrefixDecoder, split_shared_prefix
+from parallel_decoding.decoding import cache as cache_module, layout as layout_module, lean as lean_module
+from parallel_decoding.decoding import sampling as sampling_module
+from parallel_decoding.decoding.lean import LeanOptions
+from parallel_decoding.models import load_packaged_gguf
+from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.utils.cli import exit_on_user_error
 
 DEFAULT_DATA = "../shared/data/squad/dev-v1.1-half-a.json"
@@ -67,15 +82,6 @@ SCOPES = {"pd::attention": "attention", "pd::mask": "mask/position building", "p
 
 def load(args: argparse.Namespace):
     """Model (via the HF backend, hook included), and per G the groups as (prefix, branches) token ids."""
-    import torch
-
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
-    from parallel_decoding.data.loading import resolve_data_path
-    from parallel_decoding.data.squad import load_squad
-    from parallel_decoding.decoding import split_shared_prefix
-    from parallel_decoding.models import load_packaged_gguf
-    from parallel_decoding.prompting.prompts import single_question_messages
-
     torch.set_num_threads(args.threads)
     if args.interop_threads:
         torch.set_num_interop_threads(args.interop_threads)
@@ -94,9 +100,6 @@ def load(args: argparse.Namespace):
 
 
 def decoder(backend, variant: str):
-    from parallel_decoding.decoding import SharedPrefixDecoder
-    from parallel_decoding.decoding.lean import LeanOptions
-
     spec = VARIANTS[variant]
     lean = False if spec is False else LeanOptions(**spec)
     return SharedPrefixDecoder(backend.model, pad_token_id=backend.tokenizer.pad_token_id,
@@ -130,12 +133,6 @@ def run_once(backend, variant: str, layout: str, case, max_new_tokens: int, step
 @contextlib.contextmanager
 def scoped_engine():
     """Label the engine's parts with ``record_function`` scopes (patched in for profiling only)."""
-    from torch.profiler import record_function
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.llama import modeling_llama
-
-    from parallel_decoding.decoding import cache, layout, lean, sampling
-
     def scoped(scope, fn):
         def wrapper(*a, **k):
             with record_function(scope):
@@ -143,12 +140,12 @@ def scoped_engine():
         return wrapper
 
     patches = [
-        (layout.BatchSharedLayout, "place", "pd::mask"), (layout.InSequenceLayout, "place", "pd::mask"),
-        (layout.BatchSharedLayout, "retire", "pd::cache"), (layout.InSequenceLayout, "retire", "pd::cache"),
-        (cache.SlotLayer, "update", "pd::cache"), (cache.SlotLayer, "fork", "pd::cache"),
-        (cache.SlotLayer, "select_rows", "pd::cache"), (cache.SlotLayer, "keep_slots", "pd::cache"),
-        (sampling.TokenChooser, "choose", "pd::sampling"),
-        (lean.LeanForward, "_attention", "pd::attention"),
+        (layout_module.BatchSharedLayout, "place", "pd::mask"), (layout_module.InSequenceLayout, "place", "pd::mask"),
+        (layout_module.BatchSharedLayout, "retire", "pd::cache"), (layout_module.InSequenceLayout, "retire", "pd::cache"),
+        (cache_module.SlotLayer, "update", "pd::cache"), (cache_module.SlotLayer, "fork", "pd::cache"),
+        (cache_module.SlotLayer, "select_rows", "pd::cache"), (cache_module.SlotLayer, "keep_slots", "pd::cache"),
+        (sampling_module.TokenChooser, "choose", "pd::sampling"),
+        (lean_module.LeanForward, "_attention", "pd::attention"),
         (modeling_llama.LlamaRotaryEmbedding, "forward", "pd::mask"),
         (modeling_llama, "create_causal_mask", "pd::mask"),
     ]
@@ -203,8 +200,6 @@ def top_level_ops(events) -> int:
 
 
 def profile(args: argparse.Namespace) -> dict:
-    from torch.profiler import ProfilerActivity, profile as torch_profile
-
     backend, cases = load(args)
     table = {}
     with scoped_engine():

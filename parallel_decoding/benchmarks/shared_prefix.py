@@ -52,7 +52,17 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from hydra.utils import instantiate
+
+from parallel_decoding.backends.base import GenerationSettings
+from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
+from parallel_decoding.data.loading import resolve_data_path
+from parallel_decoding.data.squad import load_squad
+from parallel_decoding.models import load_packaged_gguf
+from parallel_decoding.prompting.prompts import single_question_messages
+from parallel_decoding.strategies import strategy_config
 from parallel_decoding.utils.cli import exit_on_user_error
 
 STRATEGIES = ("independent", "batch", "batch_shared", "inseq_qa")
@@ -86,14 +96,6 @@ def _reset_peak_rss() -> bool:
 
 def _setup(args: argparse.Namespace):
     """Model, backend and groups (the first G questions of SQuAD paragraphs with at least 8 questions)."""
-    import torch
-
-    from parallel_decoding.backends.base import GenerationSettings
-
-    from parallel_decoding.backends.hf import HFBackend
-    from parallel_decoding.data.squad import load_squad
-    from parallel_decoding.models import load_packaged_gguf
-
     if args.threads:
         torch.set_num_threads(args.threads)
     loaded = load_squad(path=args.data, context_count=args.groups + 1, min_questions=8, max_questions=8,
@@ -123,18 +125,12 @@ def _capture_outputs(backend) -> list[list[int]]:
 
 
 def _strategy(name: str):
-    from hydra.utils import instantiate
-
-    from parallel_decoding.strategies import strategy_config
-
     return instantiate(strategy_config(name), name=name)
 
 
 def timing_worker(args: argparse.Namespace) -> dict:
     """Every strategy at one G in this process: one warm-up group each, then the measured groups with the
     strategies interleaved (order rotated per group), so load drift hits every strategy alike."""
-    from parallel_decoding.prompting.prompts import single_question_messages
-
     backend, groups, threads = _setup(args)
     strategies = [_strategy(name) for name in args.strategies]
     for strategy in strategies:
@@ -274,10 +270,10 @@ def markdown(table: dict) -> str:
 
 
 def plot(table: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (~1 s) only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after choosing the headless backend
 
     sizes = sorted(table, key=int)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -406,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(timing_worker(args) if args.worker == "timing" else memory_worker(args)))
         return 0
-
-    from parallel_decoding.data.loading import resolve_data_path
 
     data = str(resolve_data_path(args.data))
     out = Path(args.out)

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import torch
 
+from parallel_decoding.config import ConfigError
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -21,9 +23,9 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if self.do_sample and self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature}")
+            raise ConfigError(f"temperature must be > 0 when sampling (do_sample=true), got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:

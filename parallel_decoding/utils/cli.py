@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 
 from parallel_decoding.config import ConfigError
@@ -142,8 +143,6 @@ def _status(results: Path) -> str | None:
 
 def _hydra_mode() -> str | None:
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         if not HydraConfig.initialized():
             return None
         mode = HydraConfig.get().mode

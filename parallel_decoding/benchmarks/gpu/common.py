@@ -3,6 +3,7 @@ every check, so a crash or a kill keeps what was measured), the time budget, dev
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -13,6 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+import transformers
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from parallel_decoding.models.bundle import ModelBundle, finish_loading
+from parallel_decoding.models.tiny import QWEN3_VOCAB_SIZE, load_qwen_tokenizer
 
 # Dimensions of the released checkpoints' config.json (Qwen/Qwen3-0.6B, Qwen/Qwen3-4B); "tiny" is tiny_qwen3's.
 QWEN3_SHAPES: dict[str, dict[str, Any]] = {
@@ -30,11 +36,6 @@ def build_random_qwen3(shape: str, dtype: torch.dtype = torch.float32, device: s
     """A randomly initialised Qwen3 of a released model's shape with the real Qwen vocabulary (``tiny_qwen3``'s
     tokenizer and special ids), built directly on ``device``: initialising 4B parameters on a CPU takes minutes,
     on a GPU a second."""
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    from parallel_decoding.models.bundle import ModelBundle, finish_loading
-    from parallel_decoding.models.tiny import QWEN3_VOCAB_SIZE, load_qwen_tokenizer
-
     dims = dict(QWEN3_SHAPES[shape])
     rope_theta = dims.pop("rope_theta", None)
     tokenizer = load_qwen_tokenizer(os.path.expanduser("~/.cache/parallel_decoding/models"))
@@ -86,16 +87,12 @@ def peak_memory(device: str | torch.device) -> Iterator[dict[str, float | None]]
 
 
 def free_memory(device: str | torch.device) -> None:
-    import gc
-
     gc.collect()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
 
 
 def device_facts(device: str) -> dict[str, Any]:
-    import transformers
-
     facts: dict[str, Any] = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
                              "python": platform.python_version(), "cuda_available": torch.cuda.is_available(),
                              "float32_matmul_precision": torch.get_float32_matmul_precision(),

@@ -18,15 +18,44 @@ A divergence records where it happened and the reference's logit margin there (a
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from parallel_decoding.benchmarks.exactness import (Comparison, RecordingBackend, answer_tokens, branch_alone,
-                                                    divergence_margin, sharpen)
-from parallel_decoding.benchmarks.gpu.common import (StageReport, build_random_qwen3, free_memory, restore_rope,
-                                                   status_of)
+from parallel_decoding.backends.hf import GenerationSettings
+from parallel_decoding.benchmarks.exactness import (
+    Comparison,
+    RecordingBackend,
+    answer_tokens,
+    branch_alone,
+    divergence_margin,
+    sharpen,
+)
+from parallel_decoding.benchmarks.gpu.common import (
+    StageReport,
+    build_random_qwen3,
+    free_memory,
+    restore_rope,
+    status_of,
+)
+from parallel_decoding.benchmarks.gpu.workload import chat_ids, synthetic_groups
+from parallel_decoding.data.synthetic import load_synthetic
+from parallel_decoding.decoding import split_shared_prefix
+from parallel_decoding.methods.branch2d.rope import patched_channels
+from parallel_decoding.methods.branch2d.strategy import Branch2DStrategy
+from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
+from parallel_decoding.methods.crossbatch.generator import crossbatch_generate, left_pad
+from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
+from parallel_decoding.methods.crossbatch.model import CrossBatchModel, left_padded_positions
+from parallel_decoding.methods.inseq.strategy import InSequenceQAStrategy
+from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
+from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
+from parallel_decoding.prompting.prompts import single_question_messages
+from parallel_decoding.strategies.batch import BatchStrategy
+from parallel_decoding.strategies.batch_shared import BatchSharedStrategy
+from parallel_decoding.strategies.independent import IndependentStrategy
 
 STRATEGIES = ("batch", "batch_shared", "inseq_qa")
 
@@ -51,11 +80,6 @@ def specs(dry_run: bool) -> list[ModelSpec]:
 
 
 def _groups(spec: ModelSpec, tokenizer) -> list:
-    import dataclasses
-
-    from parallel_decoding.benchmarks.gpu.workload import synthetic_groups
-    from parallel_decoding.data.synthetic import load_synthetic
-
     if spec.groups == "synthetic":
         return load_synthetic(context_count=spec.n_groups, min_questions=1, max_questions=6, seed=4).groups
     groups = synthetic_groups(tokenizer)[:spec.n_groups]
@@ -63,8 +87,6 @@ def _groups(spec: ModelSpec, tokenizer) -> list:
 
 
 def _prompt(backend, group, question) -> list[int]:
-    from parallel_decoding.prompting.prompts import single_question_messages
-
     return backend.chat_ids(single_question_messages(group, question))
 
 
@@ -78,11 +100,6 @@ def _with_margins(model, comparison: Comparison, prompts: dict[tuple[str, int], 
 
 def check_strategies(backend: RecordingBackend, groups: list, exact: bool,
                      independent_fp32: dict | None = None) -> tuple[dict[str, Any], dict]:
-    from parallel_decoding.strategies.batch import BatchStrategy
-    from parallel_decoding.strategies.batch_shared import BatchSharedStrategy
-    from parallel_decoding.strategies.independent import IndependentStrategy
-    from parallel_decoding.methods.inseq.strategy import InSequenceQAStrategy
-
     strategies = {"batch": BatchStrategy("batch"), "batch_shared": BatchSharedStrategy("batch_shared"),
                   "inseq_qa": InSequenceQAStrategy("inseq_qa")}
     comparisons = {name: Comparison() for name in strategies}
@@ -117,10 +134,6 @@ def check_strategies(backend: RecordingBackend, groups: list, exact: bool,
 
 def check_branch2d(backend: RecordingBackend, groups: list, exact: bool,
                    independent: dict | None = None) -> dict[str, Any]:
-    from parallel_decoding.decoding import split_shared_prefix
-    from parallel_decoding.methods.branch2d.rope import patched_channels
-    from parallel_decoding.methods.branch2d.strategy import Branch2DStrategy
-
     model = backend.model
     result: dict[str, Any] = {}
     if patched_channels(model) is None:  # the patch is exactly the model under 1D positions
@@ -167,11 +180,6 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def check_crossbatch(backend: RecordingBackend, groups: list, max_new_tokens: int) -> dict[str, Any]:
-    from parallel_decoding.methods.crossbatch.collator import CrossBatchCollator
-    from parallel_decoding.methods.crossbatch.generator import crossbatch_generate, left_pad
-    from parallel_decoding.methods.crossbatch.mixing import CrossBatchMixer, MixerConfig
-    from parallel_decoding.methods.crossbatch.model import CrossBatchModel, left_padded_positions
-
     model, tokenizer, device = backend.model, backend.tokenizer, backend.bundle.device
     collator = CrossBatchCollator(tokenizer)
     prompts, group_ids = [], []
@@ -219,9 +227,6 @@ def check_crossbatch(backend: RecordingBackend, groups: list, max_new_tokens: in
 
 
 def check_llada(model, tokenizer, prompts: list[list[int]], exact: bool, gen_length: int = 16) -> dict[str, Any]:
-    from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
-    from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
-
     diffusion = convert_causal_to_diffusion(copy.deepcopy(model), tokenizer).eval()
     pad = tokenizer.pad_token_id
     n = gen_length
@@ -249,8 +254,6 @@ def check_llada(model, tokenizer, prompts: list[list[int]], exact: bool, gen_len
 
 
 def run(report: StageReport, device: str, dry_run: bool) -> None:
-    from parallel_decoding.backends.hf import GenerationSettings
-
     if torch.device(device).type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the default; made explicit)
         torch.backends.cudnn.allow_tf32 = False
@@ -317,7 +320,4 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
 
 
 def _prompt_ids(tokenizer, group, question) -> list[int]:
-    from parallel_decoding.benchmarks.gpu.workload import chat_ids
-    from parallel_decoding.prompting.prompts import single_question_messages
-
     return chat_ids(tokenizer, single_question_messages(group, question))

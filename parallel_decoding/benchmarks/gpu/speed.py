@@ -25,9 +25,23 @@ import time
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from parallel_decoding.benchmarks.gpu.common import (StageReport, build_random_qwen3, free_memory, peak_memory,
-                                                   restore_rope, sync)
+from parallel_decoding.backends.hf import GenerationSettings, HFBackend
+from parallel_decoding.benchmarks.gpu.common import (
+    StageReport,
+    build_random_qwen3,
+    free_memory,
+    peak_memory,
+    restore_rope,
+    sync,
+)
+from parallel_decoding.benchmarks.gpu.workload import load_lengths, synthetic_groups
+from parallel_decoding.benchmarks.shared_prefix import summarize
+from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
+from parallel_decoding.models.bundle import ModelBundle
+from parallel_decoding.strategies import strategy_config
 
 STRATEGIES = ("independent", "batch", "batch_shared", "inseq_qa", "branch2d")
 TARGET_RATIO = 1.3
@@ -35,11 +49,6 @@ LLADA_RESERVE_S = 30.0  # kept for the llada runs when the strategies stop early
 
 
 def _strategy(name: str, **overrides):
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from parallel_decoding.strategies import strategy_config
-
     return instantiate(OmegaConf.merge(strategy_config(name), overrides), name=name)
 
 
@@ -71,8 +80,6 @@ def measure_size(backend, strategies: list, groups: list, size: int, measured: i
 
 
 def summary(timings: list[dict]) -> dict[str, Any]:
-    from parallel_decoding.benchmarks.shared_prefix import summarize
-
     table = summarize([{k: v for k, v in t.items() if k != "gpu_memory"} for t in timings], [])
     for item in timings:
         for name, mems in item["gpu_memory"].items():
@@ -108,8 +115,6 @@ def markdown(table: dict) -> str:
 
 def llada_speed(bundle, groups: list, measured: int, device: str, prefix_cache: bool, max_new: int
                 ) -> dict[str, Any]:
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
-
     backend = HFBackend(bundle, GenerationSettings(max_new_tokens=max_new))
     strategy = _strategy("llada", sampler={"threshold": 0.9, "prefix_cache": prefix_cache, "gen_length": max_new,
                                            "block_length": 8})
@@ -137,9 +142,6 @@ def llada_speed(bundle, groups: list, measured: int, device: str, prefix_cache: 
 
 
 def run(report: StageReport, device: str, dry_run: bool) -> None:
-    from parallel_decoding.backends.hf import GenerationSettings, HFBackend
-    from parallel_decoding.benchmarks.gpu.workload import load_lengths, synthetic_groups
-
     shape = "tiny" if dry_run else "qwen3_4b"
     sizes = [1, 2] if dry_run else [1, 8, 2, 4]
     measured = 1 if dry_run else 3
@@ -190,9 +192,6 @@ def run(report: StageReport, device: str, dry_run: bool) -> None:
     report.run("shared_prefix_summary", table, device)
 
     def convert() -> dict[str, Any]:
-        from parallel_decoding.methods.llada.modeling import convert_causal_to_diffusion
-        from parallel_decoding.models.bundle import ModelBundle
-
         bundle = state.pop("bundle")
         state.pop("backend", None)
         restore_rope(bundle.model, state["original_rope"])

@@ -16,9 +16,15 @@ import math
 import tempfile
 from typing import Any
 
+import lightning.pytorch as L
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from parallel_decoding.benchmarks.gpu.common import StageReport, build_random_qwen3, free_memory, status_of
+from parallel_decoding.benchmarks.gpu.workload import synthetic_groups
+from parallel_decoding.config import CONFIG_DIR
+from parallel_decoding.models.bundle import ModelBundle
 
 # (label, overrides): every conf/method, plus the cross-batch LoRA variant (LoRA beside the mixer)
 METHODS: tuple[tuple[str, list[str]], ...] = (
@@ -36,8 +42,6 @@ class StepProbe:
     """Lightning callback (built lazily so importing this module needs no Lightning)."""
 
     def __new__(cls, device: str):
-        import lightning.pytorch as L
-
         class _Probe(L.Callback):
             def __init__(self) -> None:
                 self.device, self.found = device, {}
@@ -87,20 +91,12 @@ class StepProbe:
 
 
 def compose_train(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    from parallel_decoding.config import CONFIG_DIR
-
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
 def one_step(label: str, overrides: list[str], template, groups: list, device: str, batch_size: int
              ) -> dict[str, Any]:
-    from hydra.utils import instantiate
-
-    from parallel_decoding.models.bundle import ModelBundle
-
     hardware = "gpu" if torch.device(device).type == "cuda" else "cpu"
     cfg = compose_train([*overrides, f"hardware={hardware}", "model=tiny_qwen3",
                          f"data.batch_size={batch_size}", "data.val_groups=0", "data.test_groups=0",
@@ -128,8 +124,6 @@ def one_step(label: str, overrides: list[str], template, groups: list, device: s
 
 
 def run(report: StageReport, device: str, dry_run: bool) -> None:
-    from parallel_decoding.benchmarks.gpu.workload import synthetic_groups
-
     shape = "tiny" if dry_run else "qwen3_0_6b"
     state: dict[str, Any] = {}
 

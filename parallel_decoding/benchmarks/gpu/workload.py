@@ -15,12 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
 
+from parallel_decoding.data.loading import resolve_data_path
 from parallel_decoding.data.schema import Question, QuestionGroup
+from parallel_decoding.data.squad import load_squad
+from parallel_decoding.decoding import split_shared_prefix
+from parallel_decoding.models.tiny import load_qwen_tokenizer
 from parallel_decoding.prompting.chat import chat_prompt_ids
+from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.utils.cli import exit_on_user_error
 
 LENGTHS_FILE = Path(__file__).parent / "data" / "squad_lengths.json"
@@ -43,9 +49,6 @@ def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
 
 
 def group_lengths(group: QuestionGroup, tokenizer) -> dict[str, Any]:
-    from parallel_decoding.decoding import split_shared_prefix
-    from parallel_decoding.prompting.prompts import single_question_messages
-
     prompts = [chat_ids(tokenizer, single_question_messages(group, q)) for q in group.questions]
     prefix, _ = split_shared_prefix(prompts)
     return {"id": group.id, "context_tokens": len(tokenizer.encode(group.contexts[0])),
@@ -56,8 +59,6 @@ def group_lengths(group: QuestionGroup, tokenizer) -> dict[str, Any]:
 def squad_lengths(path: str = SQUAD, groups: int = GROUPS, group_size: int = GROUP_SIZE, seed: int = SEED,
                   tokenizer=None) -> dict[str, Any]:
     """The embedded file's content, computed from the SQuAD file."""
-    from parallel_decoding.data.squad import load_squad
-
     tokenizer = tokenizer or _tokenizer()
     loaded = load_squad(path=path, context_count=groups, min_questions=group_size, max_questions=group_size,
                         seed=seed)
@@ -73,10 +74,6 @@ def load_lengths(path: Path = LENGTHS_FILE) -> dict[str, Any]:
 
 
 def _tokenizer():
-    import os
-
-    from parallel_decoding.models.tiny import load_qwen_tokenizer
-
     return load_qwen_tokenizer(os.path.expanduser("~/.cache/parallel_decoding/models"))
 
 
@@ -118,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--squad", default=SQUAD)
     parser.add_argument("--write", action="store_true", help=f"write {LENGTHS_FILE}")
     args = parser.parse_args(argv)
-    from parallel_decoding.data.loading import resolve_data_path
 
     data = squad_lengths(str(resolve_data_path(args.squad)))
     text = json.dumps(data, indent=1) + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 
+from parallel_decoding.config import ConfigError
 from parallel_decoding.methods.inseq.tasks.base import TaskExample, check_count, read_jsonl_rows, require
 
 FIRST = ("Abigail", "Mia", "Hiroshi", "Jyoti", "Cai", "Deepika", "Rohit", "Tanya", "Jordan", "Marissa", "Isaac",
@@ -33,7 +34,7 @@ def generate_retrieval(count: int = 5, num_students: int = 10, seed: int = 0) ->
     contains exactly one of them."""
     check_count(count)
     if num_students < 2:
-        raise ValueError(f"num_students must be >= 2, got {num_students}")
+        raise ConfigError(f"inseq_task.loader.num_students must be >= 2, got {num_students}")
     rng = random.Random(seed)
     examples = []
     for index in range(count):
