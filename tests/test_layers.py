@@ -19,7 +19,7 @@ def test_import_contracts_are_kept():
     pytest.importorskip("importlinter.cli", reason="import-linter is a dev dependency")
     # its own process: lint-imports prints through rich, and earlier in-process Hydra apps may have swapped streams
     result = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()",
-                             "--config", str(PYPROJECT), "--no-cache"], cwd=PYPROJECT.parent, capture_output=True,
+                             "--no-cache"], cwd=PYPROJECT.parent, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
