@@ -22,6 +22,10 @@ sweep), joined by straight lines: ``area = trapezoid(a, d)`` over ``[d_min, d_ma
 ``aup = area / (d_max - d_min)``, the mean accuracy over the range of parallelism the strategy was run at (in
 [0, 1]; equal accuracy everywhere gives that accuracy). Read it with the range: the raw ``area`` also rewards
 reaching a wider range. Points at the same degree are averaged first; fewer than two distinct degrees give no AUP.
+
+Its 95% interval (``aup_interval``) resamples groups within each job (setting) independently, as each job drew
+its own groups, recomputes every job's accuracy, the same averaging and the same trapezoid, and takes the
+percentile interval of the resampled AUPs; the degrees stay as measured.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from parallel_decoding.metrics.uncertainty import ratio_intervals
+from parallel_decoding.metrics.uncertainty import CONFIDENCE, N_RESAMPLES, SEED, ratio_intervals
 
 
 def group_parallelism(group_rows: Sequence[dict[str, Any]], question_counts: dict[tuple[str, str], int]
@@ -73,3 +77,31 @@ def accuracy_under_parallelism(degrees: Sequence[float], accuracies: Sequence[fl
     area = float(np.trapezoid(ys, xs))
     return {"aup": round(area / float(xs[-1] - xs[0]), 6), "area": round(area, 6), "degree_min": float(xs[0]),
             "degree_max": float(xs[-1]), "points": len(xs)}
+
+
+def aup_interval(points: Sequence[tuple[float, Sequence[float], Sequence[float]]], *,
+                 confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
+                 seed: int = SEED) -> tuple[float, float] | None:
+    """Percentile interval of the AUP from per-job ``(degree, per-group accuracy sums, per-group counts)``
+    (definition in the module doc); None with fewer than two degrees or a job of fewer than two groups."""
+    by_degree: dict[float, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for degree, sums, counts in points:
+        if degree is None:
+            continue
+        by_degree[float(degree)].append((np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)))
+    jobs = [job for degree in by_degree for job in by_degree[degree]]
+    if len(by_degree) < 2 or any(len(counts) < 2 or counts.sum() == 0 for _, counts in jobs):
+        return None
+    rng = np.random.default_rng(seed)
+    xs = np.array(sorted(by_degree))
+    curves = []
+    for x in xs:  # each degree: the mean over its jobs of their resampled accuracies, (B,)
+        accuracies = []
+        for sums, counts in by_degree[x]:
+            weights = rng.multinomial(len(counts), np.full(len(counts), 1.0 / len(counts)), size=n_resamples)
+            accuracies.append((weights @ sums) / np.maximum(weights @ counts, 1e-12))
+        curves.append(np.mean(accuracies, axis=0))
+    aups = np.trapezoid(np.stack(curves, axis=-1), xs, axis=-1) / float(xs[-1] - xs[0])
+    alpha = (1.0 - confidence) / 2
+    low, high = np.quantile(aups, [alpha, 1 - alpha])
+    return float(low), float(high)

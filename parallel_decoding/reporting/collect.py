@@ -4,18 +4,21 @@ A job that crashed (no ``results.json``) is listed as missing, and one whose ``r
 (truncated, not JSON, not the evaluate shape) as broken with the reason; neither is silently dropped, and
 neither stops the other jobs from being reported. Every record names the backend that produced it (from
 ``results.json``); when jobs ran on different backends (``-m backend=hf,vllm``) ``backend`` is a swept key, placed
-last so each setting's engines sit in adjacent rows."""
+last so each setting's engines sit in adjacent rows. Each job's ``predictions.jsonl`` gives the per-group accuracy
+sums the AUP interval resamples (``group_scores``; a job without it gets no interval, never a wrong one)."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from parallel_decoding.reporting.uncertainty import uncertainty_fields
+from parallel_decoding.evaluation.recorder import PREDICTIONS_FILE, read_jsonl
+from parallel_decoding.reporting.uncertainty import ACCURACY_KEYS, GroupScores, uncertainty_fields
 
 METRIC_KEYS = ("em", "f1", "lenient", "strict")
 COST_KEYS = ("latency_s", "latency_s_per_question", "prompt_tokens", "dedup_prompt_tokens", "computed_prompt_tokens",
@@ -30,6 +33,24 @@ class SweepRecords:
     swept: list[str]
     missing_jobs: list[str] = field(default_factory=list)
     broken_jobs: dict[str, str] = field(default_factory=dict)  # job -> why its results.json was not used
+    group_scores: dict[tuple[str, str], GroupScores] = field(default_factory=dict)  # (job, strategy) -> per group
+
+
+def read_group_scores(job_dir: Path) -> dict[str, GroupScores]:
+    """Per strategy of a job: each accuracy metric's per-group sums and the groups' question counts."""
+    totals: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    for row in read_jsonl(job_dir / PREDICTIONS_FILE):
+        if "strategy" not in row or "group_id" not in row:
+            continue
+        group = totals[row["strategy"]][str(row["group_id"])]
+        group["n"] += 1
+        for key in ACCURACY_KEYS:
+            if isinstance(row.get(key), (int, float)):
+                group[key] += float(row[key])
+    return {strategy: GroupScores(counts=[g["n"] for g in groups.values()],
+                                  sums={k: [g[k] for g in groups.values()] for k in ACCURACY_KEYS
+                                        if any(k in g for g in groups.values())})
+            for strategy, groups in totals.items()}
 
 
 def _parse_overrides(job_dir: Path) -> dict[str, str]:
@@ -103,9 +124,12 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
         jobs.append((job_dir, _parse_overrides(job_dir), results))
     keys = sorted({k for _, overrides, _ in jobs for k in overrides})
     swept = [k for k in keys if k != "backend" and len({overrides.get(k) for _, overrides, _ in jobs}) > 1]
-    records = []
+    records, group_scores = [], {}
     for job_dir, overrides, results in jobs:
+        scores = read_group_scores(job_dir)
         for strategy, entry in results.get("strategies", {}).items():
+            if strategy in scores:
+                group_scores[(job_dir.name, strategy)] = scores[strategy]
             efficiency = entry.get("efficiency", {})
             record = {"job": job_dir.name, **{k: overrides.get(k) for k in swept},
                       "backend": entry.get("backend") or overrides.get("backend"), "strategy": strategy,
@@ -116,4 +140,5 @@ def collect_sweep(sweep_dir: str | Path) -> SweepRecords:
             records.append(record)
     if len({r["backend"] for r in records}) > 1:
         swept.append("backend")
-    return SweepRecords(records=records, swept=swept, missing_jobs=missing, broken_jobs=broken)
+    return SweepRecords(records=records, swept=swept, missing_jobs=missing, broken_jobs=broken,
+                        group_scores=group_scores)

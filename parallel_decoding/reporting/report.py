@@ -217,7 +217,7 @@ def uncertainty_markdown(raw: SweepRecords, sweep: SweepRecords, degree: str = "
     else:
         note = "Metrics: mean [95% interval, cluster bootstrap over groups].\n\n"
     return (note + markdown_table(sweep) + paired_markdown(sweep.records, sweep.swept)
-            + aup_markdown(aup_rows(sweep.records, sweep.swept, degree)))
+            + aup_markdown(aup_rows(raw.records, raw.swept, degree, raw.group_scores)))
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, degree: str = "auto") -> dict[str, Path]:

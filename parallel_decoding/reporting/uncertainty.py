@@ -5,22 +5,34 @@
   tokens per forward (``evaluation/intervals.py``).
 - Seeds: jobs that differ only in a seed override (``-m seed=0,1,2``; ``SEED_KEYS``) are replicates: the report
   shows their mean ± sample sd (``<figure>_sd``, ``n_seeds``) instead of one row per seed.
-- Accuracy under parallelism (``metrics/parallelism.py``) per strategy across the swept settings.
+- Accuracy under parallelism (``metrics/parallelism.py``) per strategy (and backend, in a backend sweep) across
+  the swept settings, with its 95% interval resampling each job's groups.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from parallel_decoding.config import ConfigError
-from parallel_decoding.metrics.parallelism import accuracy_under_parallelism
+from parallel_decoding.metrics.parallelism import accuracy_under_parallelism, aup_interval
 
 SEED_KEYS = ("seed", "dataset.seed")  # override keys whose jobs are replicates of one setting
 INTERVAL_METRICS = ("em", "f1", "lenient", "strict", "accuracy", "rougeL")
 ACCURACY_KEYS = ("em", "accuracy", "rougeL")  # the accuracy of AUP: the first a record has
 GROUP_SIZE_KEYS = ("dataset.group_size", "dataset.max_questions", "dataset.min_questions")
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """One (job, strategy): question counts per group, and each accuracy metric's sum per group (same order)."""
+
+    counts: list[float]
+    sums: dict[str, list[float]]
+
+
 LABELS = {"em": "EM", "f1": "F1", "lenient": "len", "strict": "strict", "accuracy": "acc", "rougeL": "ROUGE-L"}
 
 
@@ -128,31 +140,46 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def aup_rows(records: list[dict[str, Any]], swept: list[str], degree: str = "auto") -> list[dict[str, Any]]:
-    """One row per strategy: ``{strategy, degree, accuracy, aup, area, degree_min, degree_max, points}``."""
+def aup_rows(records: list[dict[str, Any]], swept: list[str], degree: str = "auto",
+             group_scores: dict[tuple[str, str], GroupScores] | None = None) -> list[dict[str, Any]]:
+    """One row per strategy (per strategy and backend when the records come from several backends):
+    ``{strategy, backend, degree, accuracy, aup, ci_low, ci_high, area, degree_min, degree_max, points}``.
+    ``records`` are per job; the interval needs every job's ``group_scores`` (else it is None)."""
     key, acc = degree_key(records, swept, degree), accuracy_key(records)
     if key is None or acc is None:
         return []
+    several_backends = len({r.get("backend") for r in records}) > 1
     rows = []
-    for strategy in dict.fromkeys(r["strategy"] for r in records):
-        mine = [r for r in records if r["strategy"] == strategy]
+    for strategy, backend in dict.fromkeys((r["strategy"], r.get("backend") if several_backends else None)
+                                           for r in records):
+        mine = [r for r in records if r["strategy"] == strategy and (backend is None or r.get("backend") == backend)]
         summary = accuracy_under_parallelism([_float(r.get(key)) for r in mine], [r.get(acc) for r in mine])
-        rows.append({"strategy": strategy, "degree": key, "accuracy": acc, **(summary or {"aup": None})})
+        scores = [(group_scores or {}).get((r.get("job"), strategy)) for r in mine]
+        interval = None
+        if summary and all(s is not None and acc in s.sums for s in scores):
+            interval = aup_interval([(_float(r.get(key)), s.sums[acc], s.counts) for r, s in zip(mine, scores)])
+        rows.append({"strategy": strategy, "backend": backend, "degree": key, "accuracy": acc,
+                     **(summary or {"aup": None}), "ci_low": interval[0] if interval else None,
+                     "ci_high": interval[1] if interval else None})
     return rows
 
 
 def aup_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
+    backends = any(row.get("backend") for row in rows)
     lines = [f"\n### Accuracy under parallelism ({rows[0]['accuracy']} vs {rows[0]['degree']})\n",
-             "| strategy | degree range | points | AUP (mean accuracy over the range) | area |",
-             "|---|---|---|---|---|"]
+             f"| strategy |{' backend |' if backends else ''} degree range | points "
+             f"| AUP (mean accuracy over the range) [95% interval] | area |",
+             "|---|---|---|---|---|" + ("---|" if backends else "")]
     for row in rows:
+        head = f"| {row['strategy']} |" + (f" {row['backend']} |" if backends else "")
         if row["aup"] is None:
-            lines.append(f"| {row['strategy']} | — | <2 | — | — |")
-        else:
-            lines.append(f"| {row['strategy']} | {row['degree_min']:.3g} – {row['degree_max']:.3g} | {row['points']} "
-                         f"| {row['aup']:.3f} | {row['area']:.3f} |")
+            lines.append(f"{head} — | <2 | — | — |")
+            continue
+        interval = f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if row.get("ci_low") is not None else ""
+        lines.append(f"{head} {row['degree_min']:.3g} – {row['degree_max']:.3g} | {row['points']} "
+                     f"| {row['aup']:.3f}{interval} | {row['area']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from parallel_decoding.report import main as report_main
 from parallel_decoding.reporting.collect import collect_sweep
 from parallel_decoding.reporting.report import markdown_table
+from tests.helpers import run_module
 
 
 def job(sweep: Path, name: str, size: int, results: bytes | None) -> Path:
@@ -47,15 +48,14 @@ def test_truncated_results_are_listed_and_the_rest_reported(tmp_path, capsys):
     assert "job 1 left out: " in out and str(sweep / "1" / "results.json") in out.replace("\n", "")
 
 
-def test_only_broken_jobs_is_one_line_and_exit_2(tmp_path, capsys):
+def test_only_broken_jobs_is_one_line_and_exit_2(tmp_path):
     sweep = tmp_path / "sweep"
     job(sweep, "0", 1, b"\xff\xfe not json")
-    try:
-        report_main([str(sweep)])
-    except SystemExit as exit_:
-        assert exit_.code == 2
-    out = capsys.readouterr().out.strip()
+    result = run_module("parallel_decoding.report", str(sweep))  # the command as a user runs it: its own logging
+    out = result.stdout.strip()
+    assert result.returncode == 2 and "Traceback" not in out + result.stderr
     assert out.startswith(f"no job under {sweep} has a readable results.json; ") and "not UTF-8" in out
+    assert len(out.splitlines()) == 1
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from parallel_decoding.evaluation.recorder import summarize
+from parallel_decoding.metrics.parallelism import aup_interval
 from parallel_decoding.reporting.report import write_report
 from parallel_decoding.reporting.wandb_log import strategy_summary
 from tests.helpers import run_module
@@ -33,16 +34,33 @@ def _results(size: int, seed: int) -> dict:
     return {"strategies": summarize(rows, groups), "skipped": {}, "config": {}}
 
 
-def _sweep(root, sizes, seeds):
+def _predictions(size: int, seed: int) -> list[dict]:
+    """The per-question rows behind ``_results`` (what ``predictions.jsonl`` holds), scored."""
+    return [{"strategy": s, "group_id": f"g{g}", "question_id": f"q{q}",
+             "em": float((g + q + seed) % 2 == 0 if s == "a" else (g * size + q + seed) % 3 != 0)}
+            for s in ("a", "b") for g in range(4) for q in range(size)]
+
+
+def _sweep(root, sizes, seeds, predictions=False, backends=(None,)):
     job = 0
     for size in sizes:
         for seed in seeds:
-            job_dir = root / str(job)
-            (job_dir / ".hydra").mkdir(parents=True)
-            overrides = [f"dataset.group_size={size}"] + ([f"seed={seed}"] if len(seeds) > 1 else [])
-            (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-            (job_dir / "results.json").write_text(json.dumps(_results(size, seed)))
-            job += 1
+            for backend in backends:
+                job_dir = root / str(job)
+                (job_dir / ".hydra").mkdir(parents=True)
+                overrides = [f"dataset.group_size={size}"] + ([f"seed={seed}"] if len(seeds) > 1 else []) \
+                    + ([f"backend={backend}"] if backend else [])
+                (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+                results = _results(size, seed)
+                if backend == "vllm":  # the other engine answers b worse: its AUP must not be pooled with hf's
+                    results["strategies"]["b"]["metrics"]["em"] /= 2
+                for entry in results["strategies"].values():
+                    entry["backend"] = backend
+                (job_dir / "results.json").write_text(json.dumps(results))
+                if predictions:
+                    (job_dir / "predictions.jsonl").write_text(
+                        "".join(json.dumps(row) + "\n" for row in _predictions(size, seed)))
+                job += 1
     return root
 
 
@@ -84,6 +102,34 @@ def test_seeds_are_merged_as_mean_and_sd_and_aup_is_over_group_size(tmp_path):
     area = (means[1] + means[2]) / 2 * 1 + (means[2] + means[4]) / 2 * 2
     assert "Accuracy under parallelism (em vs dataset.group_size)" in markdown
     assert f"| b | 1 – 4 | 3 | {area / 3:.3f} | {area:.3f} |" in markdown
+
+
+def test_aup_interval_resamples_each_jobs_groups(tmp_path):
+    sweep = _sweep(tmp_path, sizes=(1, 2, 4), seeds=(0, 1), predictions=True)
+    write_report(sweep)
+    markdown = (sweep / "report.md").read_text()
+    points = []
+    for job, (size, seed) in enumerate((s, d) for s in (1, 2, 4) for d in (0, 1)):
+        rows = [r for r in _predictions(size, seed) if r["strategy"] == "b"]
+        groups = sorted({r["group_id"] for r in rows})
+        sums = [sum(r["em"] for r in rows if r["group_id"] == g) for g in groups]
+        points.append((size, sums, [size] * len(groups)))
+    low, high = aup_interval(points)
+    means = {s: statistics.fmean(sum(p[1]) / sum(p[2]) for p in points if p[0] == s) for s in (1, 2, 4)}
+    area = (means[1] + means[2]) / 2 + (means[2] + means[4])
+    assert low <= area / 3 <= high and low < high
+    assert f"| b | 1 – 4 | 3 | {area / 3:.3f} [{low:.3f}, {high:.3f}] | {area:.3f} |" in markdown
+
+
+def test_aup_is_per_backend_in_a_backend_sweep(tmp_path):
+    sweep = _sweep(tmp_path, sizes=(1, 2, 4), seeds=(0,), backends=("hf", "vllm"))
+    write_report(sweep)
+    markdown = (sweep / "report.md").read_text()
+    ems = {(s, b): _results(s, 0)["strategies"]["b"]["metrics"]["em"] / (2 if b == "vllm" else 1)
+           for s in (1, 2, 4) for b in ("hf", "vllm")}
+    for backend in ("hf", "vllm"):
+        area = (ems[1, backend] + ems[2, backend]) / 2 + (ems[2, backend] + ems[4, backend])
+        assert f"| b | {backend} | 1 – 4 | 3 | {area / 3:.3f} | {area:.3f} |" in markdown
 
 
 def test_aup_over_measured_tokens_per_forward(tmp_path):
