@@ -35,6 +35,12 @@ class ModelBundle:
                 ids.add(tid)
         return sorted(i for i in ids if i is not None)
 
+    def load_options(self) -> dict[str, str]:
+        """``dtype`` / ``device`` / ``attn_implementation`` for loading a checkpoint beside this model, so the
+        strategy that answers with it runs at the same precision, on the same device, with the same attention."""
+        return {"dtype": dtype_name(self.model.dtype), "device": str(self.device),
+                "attn_implementation": getattr(self.model.config, "_attn_implementation", "sdpa")}
+
 
 def check_saved_model_dir(directory: str | Path, key: str, hint: str = "") -> Path:
     """A model directory a run will load, checked up front: ``config.json`` present and a JSON object naming a

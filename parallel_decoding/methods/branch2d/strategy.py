@@ -34,7 +34,7 @@ from parallel_decoding.methods.base import load_trained, read_method_record
 from parallel_decoding.methods.branch2d.data import LayoutSettings, first_question_layout
 from parallel_decoding.methods.branch2d.decoder import branch_collapse, branch_generate
 from parallel_decoding.methods.branch2d.rope import apply_interleaved_2d_rope, patched_channels
-from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 
@@ -58,10 +58,7 @@ class Branch2DStrategy(Strategy):
         if self._backend is not None:
             return self._backend
         if self.checkpoint is not None:
-            model = base.bundle.model
-            bundle = load_trained(self.checkpoint, dtype=dtype_name(model.dtype),
-                                  device=str(base.bundle.device),
-                                  attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            bundle = load_trained(self.checkpoint, **base.bundle.load_options())
             if patched_channels(bundle.model) is None:
                 raise ConfigError(f"checkpoints.branch2d={self.checkpoint} has no Interleaved2DRoPE patch in its "
                                   f"config: it was not trained with method=branch2d")

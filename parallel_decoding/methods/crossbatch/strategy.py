@@ -35,7 +35,7 @@ from parallel_decoding.methods.crossbatch.checkpoint import (
 )
 from parallel_decoding.methods.crossbatch.generator import crossbatch_generate
 from parallel_decoding.methods.crossbatch.model import CrossBatchModel
-from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
 from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.strategies.base import QuestionPrediction, Strategy, prediction_from_output
 
@@ -96,10 +96,7 @@ class CrossBatchStrategy(Strategy):
         model = base.bundle.model
         mixer = load_mixer(self.checkpoint, config, device=base.bundle.device)
         if config.get("lora"):  # its own base model copy with the adapter merged (and the trained head)
-            bundle = load_backbone(
-                self.checkpoint, read_method_record(self.checkpoint),
-                dtype=dtype_name(model.dtype), device=str(base.bundle.device),
-                attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            bundle = load_backbone(self.checkpoint, read_method_record(self.checkpoint), **base.bundle.load_options())
             self._model = CrossBatchModel(bundle.model, mixer)
             self._backend = HFBackend(bundle, base.settings)
             self._backend.warmup()

@@ -27,7 +27,7 @@ from parallel_decoding.methods.base import load_trained
 from parallel_decoding.methods.llada.modeling import is_diffusion_model
 from parallel_decoding.methods.llada.module import load_diffusion_bundle
 from parallel_decoding.methods.llada.sampler import SamplerSettings, diffusion_generate
-from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir, dtype_name
+from parallel_decoding.models.bundle import ModelBundle, check_saved_model_dir
 from parallel_decoding.prompting.prompts import single_question_messages
 from parallel_decoding.strategies.base import GroupOutcome, QuestionPrediction, Strategy, prediction_from_output
 
@@ -70,10 +70,7 @@ class LLaDAStrategy(Strategy):
                                   "parallel_decoding.methods.llada.convert>")
             return base
         if self._backend is None:
-            model = base.bundle.model
-            bundle = load_llada_bundle(self.checkpoint, dtype=dtype_name(model.dtype),
-                                       device=str(base.bundle.device),
-                                       attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            bundle = load_llada_bundle(self.checkpoint, **base.bundle.load_options())
             self._backend = HFBackend(bundle, base.settings)
             self._warmup(self._backend)
         return self._backend

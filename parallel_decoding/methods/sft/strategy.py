@@ -15,7 +15,7 @@ from parallel_decoding.backends.hf import HFBackend
 from parallel_decoding.config import ConfigError
 from parallel_decoding.data.schema import QuestionGroup
 from parallel_decoding.methods.base import load_trained
-from parallel_decoding.models.bundle import check_saved_model_dir, dtype_name
+from parallel_decoding.models.bundle import check_saved_model_dir
 from parallel_decoding.strategies.base import GroupOutcome
 from parallel_decoding.strategies.batch import BatchStrategy
 
@@ -34,10 +34,7 @@ class FinetunedStrategy(BatchStrategy):
             raise ConfigError("strategy finetuned needs checkpoints.finetuned=<dir saved by "
                               "python -m parallel_decoding.train, i.e. its run dir/model>")
         if self._backend is None:
-            model = base.bundle.model
-            bundle = load_trained(self.checkpoint, dtype=dtype_name(model.dtype),
-                                  device=str(base.bundle.device),
-                                  attn_implementation=getattr(model.config, "_attn_implementation", "sdpa"))
+            bundle = load_trained(self.checkpoint, **base.bundle.load_options())
             self._backend = HFBackend(bundle, base.settings)
             self._backend.warmup()
         return self._backend
