@@ -65,16 +65,23 @@ def _fmt(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _count(value: Any) -> str:
+    """A token or call count: whole for one job, one decimal for a mean over seed replicates."""
+    if value is None:
+        return "–"
+    return str(int(value)) if float(value).is_integer() else format(value, ".1f")
+
+
 def _cell(record: dict | None) -> str:
     if record is None:
         return "—"
     computed = record.get("computed_prompt_tokens")
     forwards = "fwd –"  # a remote server's forwards are its own
     if record.get("forward_passes"):
-        forwards = f"fwd {_fmt(record['forward_passes'], '')} ({_fmt(record.get('generated_tokens_per_forward'), '.2f')} tok/fwd)"
+        forwards = f"fwd {_count(record['forward_passes'])} ({_fmt(record.get('generated_tokens_per_forward'), '.2f')} tok/fwd)"
     return (f"{metric_text(record) or '—'} · "
-            f"prompt {_fmt(record['prompt_tokens'], '')} (dedup {_fmt(record['dedup_prompt_tokens'], '')}"
-            f"{'' if computed is None else f', computed {computed}'}) · {forwards} · "
+            f"prompt {_count(record['prompt_tokens'])} (dedup {_count(record['dedup_prompt_tokens'])}"
+            f"{'' if computed is None else f', computed {_count(computed)}'}) · {forwards} · "
             f"{_fmt(record['latency_s'], '.2f')} s")
 
 
