@@ -94,6 +94,9 @@ def strategy_summary(results: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 
 
 def _number(text: str) -> Any:
+    """A CSV cell as W&B should type it: a number, None for an empty cell (the reference has no paired diff)."""
+    if text == "":
+        return None
     try:
         return float(text)
     except ValueError:
@@ -168,7 +171,8 @@ def log_report(config: DictConfig, sweep_dir: str | Path) -> str | None:
             with table.open() as handle:
                 reader = csv.reader(handle)
                 header = next(reader, [])
-                run.log({"report": wandb.Table(columns=header, data=[[_number(v) for v in r] for r in reader])})
+                run.log({"report": wandb.Table(columns=header, data=[[_number(v) for v in r] for r in reader],
+                                  allow_mixed_types=True)})
         plots = sorted(sweep_dir.glob("*.png"))
         _log_images(run, sweep_dir, plots)
         files = [sweep_dir / f for f in REPORT_FILES if (sweep_dir / f).is_file()] + plots

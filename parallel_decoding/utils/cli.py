@@ -31,7 +31,8 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
 USER_OS_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                             errno.EISDIR, errno.ENAMETOOLONG, errno.EADDRINUSE, errno.EADDRNOTAVAIL})
 # What a run dir holds before any work is done; a failed run whose dir holds nothing else is removed.
-BOOKKEEPING = frozenset({".hydra", "config_tree.log", "results.json", "splits.json", "csv", "tensorboard"})
+BOOKKEEPING = frozenset({".hydra", "config_tree.log", "results.json", "splits.json", "csv", "tensorboard",
+                         "run_settings.json", "manifest.json"})  # the run's settings and environment records
 
 
 def find_user_error(err: BaseException | None) -> BaseException | None:
