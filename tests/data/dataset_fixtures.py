@@ -173,7 +173,20 @@ TRIVIAQA = {"Version": 1.0, "Split": "dev", "Domain": "Wikipedia", "Data": [
     {"Question": "No answer?", "QuestionId": "tq10", "Answer": {"Value": "", "Aliases": []}},  # no answer
 ]}
 
+# SQuAD v1.1's shape: four invented paragraphs of four questions (enough for a train / validation split by group).
+_FACTS = [("Quillmark", "Vorlan Tess", "1874", "Dunmere"), ("Ostbridge", "Mira Calde", "1902", "Kirwick"),
+          ("Harlow Press", "Jon Amsel", "1931", "Tressel"), ("Brightwater", "Ilse Varn", "1957", "Orrin")]
+SQUAD = {"version": "1.1", "data": [
+    {"title": name, "paragraphs": [{
+        "context": f"{name} was founded in {year} by {founder} in {town}. {founder} ran {name} from {town}.",
+        "qas": [{"id": f"{name[:3]}{i}", "question": question, "answers": [{"text": answer, "answer_start": 0}]}
+                for i, (question, answer) in enumerate([
+                    (f"When was {name} founded?", year), (f"Who founded {name}?", founder),
+                    (f"Where was {name} founded?", town), (f"Who ran {name}?", founder)])]}]}
+    for name, founder, year, town in _FACTS]}
+
 FIXTURES = {
+    "squad": ("dev-v1.1.json", SQUAD),
     "hotpot": ("hotpot_dev_distractor.json", HOTPOT),
     "quac": ("quac_val.json", QUAC),
     "cmb_clin": ("CMB-Clin-qa.json", CMB_CLIN),

@@ -1,8 +1,7 @@
 """Every experiment config runs one training step (on the tiny model), and none ships without that check.
 
-The train experiments are read from ``conf/experiment/`` and each is shrunk by what its dataset needs (the
-offline SQuAD half, a fixture in the real format, or a few generated groups), so a new experiment, a new
-method's included, needs no entry here.
+The train experiments are read from ``conf/experiment/`` and each is shrunk by what its dataset needs (a fixture
+in the real format, or a few generated groups), so a new experiment, a new method's included, needs no entry here.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import pytest
 from parallel_decoding.config import PROJECT_ROOT, available_options
 from parallel_decoding.training.pipeline import run_training
 from tests.data.dataset_fixtures import FIXTURES, write_fixture
-from tests.helpers import SQUAD_HALF_A, compose_config
+from tests.helpers import compose_config
 from tests.training.runs import TINY
 
 ONE_STEP = ["trainer.max_steps=1", "validate_before_fit=false", "test=false", "export=false",
@@ -25,12 +24,9 @@ TRAIN_EXPERIMENTS = sorted(set(available_options("experiment")) - set(EVALUATE_E
 
 
 def small_data(dataset, directory) -> list[str]:
-    """Overrides that make the experiment's dataset a few groups: the offline SQuAD half-A file, a fixture in the
-    dataset's real format (grouped as the experiment groups it), or three generated groups."""
-    if dataset.name == "squad":
-        if not SQUAD_HALF_A.is_file():
-            pytest.skip("the shared SQuAD half-A file is not beside this checkout")
-        return [f"dataset.path={SQUAD_HALF_A}", "dataset.context_count=3"]
+    """Overrides that make the experiment's dataset a few groups: a fixture in the dataset's real format (grouped
+    as the experiment groups it; SQuAD's too, so no experiment depends on a file outside the checkout), or three
+    generated groups."""
     fixture = next((f for f in (f"{dataset.name}_{dataset.get('grouping')}", dataset.name) if f in FIXTURES), None)
     if fixture is not None:
         return [f"dataset.path={write_fixture(fixture, directory)}", "dataset.min_questions=1"]
